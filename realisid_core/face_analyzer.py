@@ -1,0 +1,166 @@
+"""insightface face analysis, loaded once per (pack folder, providers, detection size) and shared.
+
+Each pack file goes through insightface's own `model_zoo.get_model`, which routes an ONNX
+file to its detector/landmark/recognition class by its input and output signature, so any
+insightface version that reads the packs reads them here. Files are taken by name, not by
+globbing the folder, so stray ONNX files beside a pack never change what is loaded.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import RealisIDInputError
+from .face_packs import PACKS
+from .faces import DetectedFace
+from .optional import require
+
+log = logging.getLogger("RealisID")
+
+PROVIDERS = {
+    "CUDA": "CUDAExecutionProvider",
+    "ROCm": "ROCMExecutionProvider",
+    "CoreML": "CoreMLExecutionProvider",
+    "CPU": "CPUExecutionProvider",
+}
+PROVIDER_CHOICES = ("auto",) + tuple(PROVIDERS)
+DETECTION_SIZES = (640, 320, 160)  # retried in this order: big close-ups need the smaller sizes
+
+
+def choose_providers(provider: str, available: list[str], node: str) -> list[str]:
+    """onnxruntime provider list for a user choice: the asked (or best available) provider, then CPU."""
+    if provider == "auto":
+        for name in ("CUDA", "ROCm", "CoreML"):
+            if PROVIDERS[name] in available:
+                return [PROVIDERS[name], PROVIDERS["CPU"]]
+        return [PROVIDERS["CPU"]]
+    if provider not in PROVIDERS:
+        raise RealisIDInputError(node, "provider", f"unknown provider '{provider}'", f"choose one of {', '.join(PROVIDER_CHOICES)}")
+    if provider == "CPU":
+        return [PROVIDERS["CPU"]]
+    return [PROVIDERS[provider], PROVIDERS["CPU"]]
+
+
+def _warn_cpu_fallback(asked: str, got: list[str], folder: str, available: list[str]) -> None:
+    log.warning("RealisID: !!! face analysis asked for %s but onnxruntime runs the models in %s on %s. "
+                "It works, slowly. onnxruntime offers %s; for %s install the matching onnxruntime build "
+                "(onnxruntime-gpu for CUDA, with the CUDA/cuDNN versions it was built for) into ComfyUI's Python. !!!",
+                asked, folder, ", ".join(got) or "CPU", ", ".join(available), asked)
+
+
+@dataclass(frozen=True)
+class AnalyzerKey:
+    folder: str
+    providers: tuple[str, ...]
+    detection_size: int
+
+
+class FaceAnalyzer:
+    """A loaded pack: detector, recogniser and landmark models sharing one set of providers."""
+
+    def __init__(self, key: AnalyzerKey, pack: str, node: str = "RealisID Face Analysis Loader"):
+        model_zoo = require("insightface.model_zoo", node, "insightface")
+        require("onnxruntime", node, "onnxruntime-gpu (or onnxruntime without a GPU)")
+        self.key, self.pack = key, pack
+        layout = PACKS[pack]
+        self.models = {}
+        for task, file in (("detection", layout.detection), ("recognition", layout.recognition),
+                           ("landmark_3d_68", layout.landmark_3d_68), ("landmark_2d_106", layout.landmark_2d_106)):
+            if file is None:
+                continue
+            path = os.path.join(key.folder, file)
+            model = model_zoo.get_model(path, providers=list(key.providers))
+            if model is None or model.taskname != task:
+                got = "nothing insightface recognises" if model is None else f"a '{model.taskname}' model"
+                raise RealisIDInputError(node, "pack", f"{path} should be the pack's {task} model but is {got}",
+                                         f"replace it with the original {file} of the {pack} pack")
+            model.prepare(ctx_id=0, input_size=(key.detection_size,) * 2) if task == "detection" else model.prepare(ctx_id=0)
+            self.models[task] = model
+        self.active_providers = list(self.models["detection"].session.get_providers())
+        asked = key.providers[0]
+        if asked != PROVIDERS["CPU"] and asked not in self.active_providers:
+            _warn_cpu_fallback(asked, self.active_providers, key.folder,
+                               list(require("onnxruntime", node).get_available_providers()))
+
+    @property
+    def has_landmarks_68(self) -> bool:
+        return "landmark_3d_68" in self.models
+
+    def detect(self, bgr: np.ndarray, threshold: float = 0.5):
+        """(boxes [F, 5] with score, keypoints [F, 5, 2]), retrying at smaller detection sizes before giving up."""
+        detector = self.models["detection"]
+        sizes = [s for s in DETECTION_SIZES if s <= self.key.detection_size] or [self.key.detection_size]
+        if self.key.detection_size not in sizes:
+            sizes.insert(0, self.key.detection_size)
+        detector.det_thresh = threshold
+        for size in sizes:
+            boxes, keypoints = detector.detect(bgr, input_size=(size, size), max_num=0)
+            if boxes.shape[0]:
+                return boxes, keypoints
+        return np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32)
+
+    def analyze(self, bgr: np.ndarray, image_index: int = 0, threshold: float = 0.5) -> list[DetectedFace]:
+        """Every face in a uint8 BGR picture, with landmarks, pose and normalised embedding."""
+        face_cls = require("insightface.app.common", "RealisID Face Analysis", "insightface").Face
+        boxes, keypoints = self.detect(bgr, threshold)
+        height, width = bgr.shape[:2]
+        found = []
+        for i in range(boxes.shape[0]):
+            face = face_cls(bbox=boxes[i, :4], kps=keypoints[i], det_score=boxes[i, 4])
+            for task, model in self.models.items():
+                if task != "detection":
+                    model.get(bgr, face)
+            embedding = np.asarray(face.embedding, np.float32).ravel()
+            lm68, lm106, pose = face.get("landmark_3d_68"), face.get("landmark_2d_106"), face.get("pose")
+            found.append(DetectedFace(
+                image_index=image_index, image_width=width, image_height=height,
+                box=boxes[i, :4].astype(np.float32), score=float(boxes[i, 4]),
+                keypoints=np.asarray(keypoints[i], np.float32),
+                landmarks_2d_106=None if lm106 is None else np.asarray(lm106, np.float32),
+                landmarks_3d_68=None if lm68 is None else np.asarray(lm68, np.float32),
+                pose=None if pose is None else np.asarray(pose, np.float32),
+                embedding=embedding / max(float(np.linalg.norm(embedding)), 1e-12)))
+        return found
+
+
+_cache: dict[AnalyzerKey, FaceAnalyzer] = {}
+_cache_lock = threading.Lock()
+
+
+def get_analyzer(folder: str, pack: str, provider: str = "auto", detection_size: int = 640,
+                 node: str = "RealisID Face Analysis Loader") -> FaceAnalyzer:
+    """The process-wide analyzer for (folder, providers, detection size), loaded on first use."""
+    ort = require("onnxruntime", node, "onnxruntime-gpu (or onnxruntime without a GPU)")
+    require("insightface", node, "insightface")
+    providers = choose_providers(provider, list(ort.get_available_providers()), node)
+    key = AnalyzerKey(os.path.realpath(folder), tuple(providers), int(detection_size))
+    with _cache_lock:
+        analyzer = _cache.get(key)
+        if analyzer is None:
+            log.info("RealisID: loading face analysis pack %s from %s (%s, detection size %d)",
+                     pack, key.folder, ", ".join(providers), detection_size)
+            analyzer = _cache[key] = FaceAnalyzer(key, pack, node)
+        return analyzer
+
+
+def cached_analyzers() -> list[AnalyzerKey]:
+    with _cache_lock:
+        return list(_cache)
+
+
+def release(key: AnalyzerKey) -> bool:
+    """Forget one analyzer (its ONNX sessions are freed once no node output holds it); True if it was loaded."""
+    with _cache_lock:
+        return _cache.pop(key, None) is not None
+
+
+def release_all() -> int:
+    """Forget every analyzer; returns how many there were."""
+    with _cache_lock:
+        n = len(_cache)
+        _cache.clear()
+        return n
