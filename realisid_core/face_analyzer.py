@@ -66,6 +66,7 @@ class FaceAnalyzer:
         model_zoo = require("insightface.model_zoo", node, "insightface")
         require("onnxruntime", node, "onnxruntime-gpu (or onnxruntime without a GPU)")
         self.key, self.pack = key, pack
+        self._detect_lock = threading.Lock()  # the threshold is detector state; one picture at a time
         layout = PACKS[pack]
         self.models = {}
         for task, file in (("detection", layout.detection), ("recognition", layout.recognition),
@@ -96,11 +97,12 @@ class FaceAnalyzer:
         sizes = [s for s in DETECTION_SIZES if s <= self.key.detection_size] or [self.key.detection_size]
         if self.key.detection_size not in sizes:
             sizes.insert(0, self.key.detection_size)
-        detector.det_thresh = threshold
-        for size in sizes:
-            boxes, keypoints = detector.detect(bgr, input_size=(size, size), max_num=0)
-            if boxes.shape[0]:
-                return boxes, keypoints
+        with self._detect_lock:
+            detector.det_thresh = threshold
+            for size in sizes:
+                boxes, keypoints = detector.detect(bgr, input_size=(size, size), max_num=0)
+                if boxes.shape[0]:
+                    return boxes, keypoints
         return np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32)
 
     def analyze(self, bgr: np.ndarray, image_index: int = 0, threshold: float = 0.5) -> list[DetectedFace]:

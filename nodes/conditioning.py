@@ -1,0 +1,26 @@
+"""Attaching a control to positive and negative conditioning the way ComfyUI's own apply node does."""
+from __future__ import annotations
+
+from typing import Callable
+
+
+def attach_control(positive, negative, make_control: Callable[[object], object]):
+    """Chain a new control after each entry's existing one, for both conditionings.
+
+    Entries that share a previous control share the new one too, so ComfyUI can still batch
+    cond and uncond together (it only concatenates conds whose control is the same object).
+    """
+    made = {}
+    out = []
+    for conditioning in (positive, negative):
+        entries = []
+        for embedding, options in conditioning:
+            options = options.copy()
+            previous = options.get("control")
+            if previous not in made:
+                made[previous] = make_control(previous)
+            options["control"] = made[previous]
+            options["control_apply_to_uncond"] = False
+            entries.append([embedding, options])
+        out.append(entries)
+    return out[0], out[1]

@@ -1,0 +1,83 @@
+"""ID projector: ArcFace embeddings → K identity tokens of the local ControlNet's context width.
+
+Weights are a safetensors file with `proj.weight` [K·D, E], `proj.bias` [K·D], `norm.weight`
+[D], `norm.bias` [D] (IP-Adapter's ImageProjModel layout; a common prefix such as
+`id_proj.` or `image_proj.` is accepted). K and D are read from the shapes.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import torch
+from torch import nn
+
+from .errors import RealisIDInputError
+from .identity import Identity
+from .identity_tokens import IdentityTokens
+
+PREFIXES = ("", "id_proj.", "image_proj.", "projector.")
+KEYS = ("proj.weight", "proj.bias", "norm.weight", "norm.bias")
+
+
+class IDProjector(nn.Module):
+    """Linear E → K·D, reshaped to K tokens, each LayerNorm-ed."""
+
+    def __init__(self, embedding_width: int, tokens: int, width: int):
+        super().__init__()
+        self.tokens, self.width = tokens, width
+        self.proj = nn.Linear(embedding_width, tokens * width)
+        self.norm = nn.LayerNorm(width)
+
+    @property
+    def embedding_width(self) -> int:
+        return self.proj.in_features
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(embeddings).reshape(-1, self.tokens, self.width))
+
+
+def projector_from_state_dict(state: dict[str, torch.Tensor], name: str, node: str) -> IDProjector:
+    """Build the projector whose shapes the state dict has; errors name the file and the keys expected."""
+    for prefix in PREFIXES:
+        if all(prefix + k in state for k in KEYS):
+            sd = {k: state[prefix + k] for k in KEYS}
+            break
+    else:
+        raise RealisIDInputError(node, "projector", f"{name} is not a RealisID ID projector (keys {', '.join(KEYS)} not found)",
+                                 "choose an ID projector file from models/realisid")
+    weight, norm = sd["proj.weight"], sd["norm.weight"]
+    if weight.ndim != 2 or norm.ndim != 1 or weight.shape[0] % norm.shape[0]:
+        raise RealisIDInputError(node, "projector", f"{name} has inconsistent shapes: proj.weight {tuple(weight.shape)}, "
+                                 f"norm.weight {tuple(norm.shape)}", "re-export the projector (proj.weight must be [K·D, E])")
+    projector = IDProjector(weight.shape[1], weight.shape[0] // norm.shape[0], norm.shape[0])
+    projector.load_state_dict({k: v.float() for k, v in sd.items()})
+    return projector.eval().requires_grad_(False)
+
+
+_cache: dict[tuple, IDProjector] = {}
+_lock = threading.Lock()
+
+
+def load_projector(path: str, node: str = "RealisID ID Projector Loader") -> IDProjector:
+    """The projector in a safetensors file, loaded once per (file, modification time) on the CPU."""
+    from safetensors.torch import load_file
+
+    key = (os.path.realpath(path), os.path.getmtime(path))
+    with _lock:
+        if key not in _cache:
+            for old in [k for k in _cache if k[0] == key[0]]:
+                del _cache[old]  # the file changed on disk
+            _cache[key] = projector_from_state_dict(load_file(path, device="cpu"), os.path.basename(path), node)
+        return _cache[key]
+
+
+def project(projector: IDProjector, identity: Identity, node: str, device=None, dtype=torch.float32) -> IdentityTokens:
+    """Identity tokens [N, K, D] for N identities, computed on `device`, returned on the CPU in float32."""
+    if identity.embeddings.shape[-1] != projector.embedding_width:
+        raise RealisIDInputError(node, "identity", f"the identity has {identity.embeddings.shape[-1]}-wide embeddings "
+                                 f"but the projector takes {projector.embedding_width}", "use a projector made for ArcFace embeddings")
+    device = device or next(projector.parameters()).device
+    with torch.no_grad():
+        tokens = projector(identity.embeddings.to(device=device, dtype=next(projector.parameters()).dtype))
+    return IdentityTokens(tokens.to("cpu", torch.float32))

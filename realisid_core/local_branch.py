@@ -1,0 +1,69 @@
+"""The local branch: crop each face of the noisy latent, run one ControlNet on all crops, paste back."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .geometry import SquareRegions, crop_regions, paste_regions, regions_from_locations
+from .locations import FaceLocations
+
+Residuals = dict[str, list]
+# run_controlnet(crops [N, C, S, S], first_crop_index) -> residual dict for those N crops
+ControlNetRunner = Callable[[torch.Tensor, int], Residuals]
+
+
+@dataclass(frozen=True)
+class LocalBranchSettings:
+    """working_size: side S of every crop in latent cells (hints are 8S pixels);
+    margin: crop side / face box side; feather: fraction of the crop blended out at its edge."""
+
+    working_size: int = 64
+    margin: float = 1.6
+    feather: float = 0.15
+
+
+def crop_index(i: int | torch.Tensor, faces: int):
+    """(latent index, face index) of crop i in the latent-major order `crop_regions` uses."""
+    return i // faces, i % faces
+
+
+def concat_residuals(parts: list[Residuals]) -> Residuals:
+    """Join residual dicts computed for consecutive chunks of crops along the batch axis."""
+    if len(parts) == 1:
+        return parts[0]
+    out = {}
+    for key in parts[0]:
+        levels = zip(*(p[key] for p in parts))
+        out[key] = [None if lv[0] is None else torch.cat(lv, dim=0) for lv in levels]
+    return out
+
+
+def run_local_branch(x: torch.Tensor, locations: FaceLocations, run_controlnet: ControlNetRunner,
+                     settings: LocalBranchSettings, max_crops_per_forward: int | None = None,
+                     on_chunk: Callable[[], None] | None = None) -> Residuals:
+    """Residuals of the local branch for latents x [B, C, H, W], shaped for the full latent.
+
+    All B×F crops go through `run_controlnet` in one forward, or in chunks of
+    `max_crops_per_forward` when memory requires; `on_chunk` runs after each chunk
+    (progress, interruption).
+    """
+    _, _, height, width = x.shape
+    regions = regions_from_locations(locations, height, width, settings.margin)
+    crops = crop_regions(x, regions, settings.working_size)
+    chunk = len(crops) if not max_crops_per_forward else max(1, max_crops_per_forward)
+    parts = []
+    for start in range(0, len(crops), chunk):
+        parts.append(run_controlnet(crops[start:start + chunk], start))
+        if on_chunk is not None:
+            on_chunk()
+    return paste_residuals(concat_residuals(parts), regions, settings, height, width)
+
+
+def paste_residuals(residuals: Residuals, regions: SquareRegions, settings: LocalBranchSettings,
+                    height: int, width: int) -> Residuals:
+    """Paste every level of per-crop residuals back onto an H×W latent's feature grids."""
+    return {key: [None if r is None else paste_regions(r, regions, settings.working_size, height, width, settings.feather)
+                  for r in levels]
+            for key, levels in residuals.items()}

@@ -1,0 +1,100 @@
+"""Face locations: where each face goes in the picture, independent of its resolution."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .errors import RealisIDInputError
+
+MAX_FACES = 8
+
+
+@dataclass(frozen=True)
+class FaceLocations:
+    """F face boxes as (cx, cy, w, h): centre and size as fractions of the picture's width and height.
+
+    `width`/`height` are the pixel size of the picture the boxes were made for; the
+    boxes are relative, so the same locations apply to any latent of the same aspect.
+    """
+
+    boxes: torch.Tensor  # [F, 4] float64
+    width: int
+    height: int
+
+    def __post_init__(self):
+        if self.boxes.ndim != 2 or self.boxes.shape[-1] != 4:
+            raise ValueError(f"FaceLocations.boxes must be [F, 4], got {tuple(self.boxes.shape)}")
+
+    @property
+    def count(self) -> int:
+        return int(self.boxes.shape[0])
+
+    def pixel_boxes(self, width: int | None = None, height: int | None = None) -> torch.Tensor:
+        """Boxes as (x0, y0, x1, y1) in pixels of a picture `width`×`height` (default: their own)."""
+        width = self.width if width is None else width
+        height = self.height if height is None else height
+        cx, cy, w, h = self.boxes.unbind(-1)
+        return torch.stack([(cx - w / 2) * width, (cy - h / 2) * height,
+                            (cx + w / 2) * width, (cy + h / 2) * height], dim=-1)
+
+    @classmethod
+    def from_pixel_boxes(cls, boxes, width: int, height: int) -> "FaceLocations":
+        """Make locations from (x0, y0, x1, y1) pixel boxes in a `width`×`height` picture."""
+        b = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4)
+        rel = torch.stack([(b[:, 0] + b[:, 2]) / 2 / width, (b[:, 1] + b[:, 3]) / 2 / height,
+                           (b[:, 2] - b[:, 0]) / width, (b[:, 3] - b[:, 1]) / height], dim=-1)
+        return cls(rel, int(width), int(height))
+
+    def validated(self, node: str, input_name: str) -> "FaceLocations":
+        """Return self, or raise a RealisIDInputError naming the first bad face."""
+        if self.count == 0:
+            raise RealisIDInputError(node, input_name, "no face locations were given",
+                                     "give at least one face, e.g. a line '0.5 0.4 0.25' (centre x, centre y, size)")
+        if self.count > MAX_FACES:
+            raise RealisIDInputError(node, input_name, f"{self.count} faces were given, at most {MAX_FACES} are supported",
+                                     f"remove faces until there are {MAX_FACES} or fewer")
+        for i, (cx, cy, w, h) in enumerate(self.boxes.tolist()):
+            n = i + 1
+            if not all(math.isfinite(v) for v in (cx, cy, w, h)):
+                raise RealisIDInputError(node, input_name, f"face {n} of {self.count} has a value that is not a number ({cx}, {cy}, {w}, {h})",
+                                         "give finite numbers: centre x, centre y and size as fractions of the picture (0-1)")
+            if w <= 0 or h <= 0:
+                raise RealisIDInputError(node, input_name, f"face {n} of {self.count} has zero or negative size (w={w:g}, h={h:g})",
+                                         "give a size above 0, as a fraction of the picture (e.g. 0.2)")
+            if cx + w / 2 <= 0 or cx - w / 2 >= 1 or cy + h / 2 <= 0 or cy - h / 2 >= 1:
+                raise RealisIDInputError(node, input_name, f"face {n} of {self.count} lies entirely outside the picture (centre {cx:g}, {cy:g})",
+                                         "keep the centre within 0-1 (a face may cross the border; it is clipped)")
+        return self
+
+
+def parse_locations(text: str, width: int, height: int, node: str = "RealisID", input_name: str = "locations") -> FaceLocations:
+    """Parse one face per line: `cx cy size` (square, size as a fraction of the shorter side)
+    or `cx cy w h` (fractions of width and height). Commas or spaces separate; `#` starts a comment."""
+    rows = []
+    short = min(width, height)
+    for line_no, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].replace(",", " ").strip()
+        if not line:
+            continue
+        try:
+            values = [float(v) for v in line.split()]
+        except ValueError:
+            raise RealisIDInputError(node, input_name, f"line {line_no} ('{raw.strip()}') is not a list of numbers",
+                                     "write 'cx cy size' or 'cx cy w h' with numbers between 0 and 1") from None
+        if len(values) == 3:
+            cx, cy, size = values
+            rows.append([cx, cy, size * short / width, size * short / height])
+        elif len(values) == 4:
+            rows.append(values)
+        else:
+            raise RealisIDInputError(node, input_name, f"line {line_no} ('{raw.strip()}') has {len(values)} numbers",
+                                     "write 3 numbers (cx cy size) or 4 numbers (cx cy w h) per face")
+    boxes = torch.tensor(rows, dtype=torch.float64).reshape(-1, 4)
+    return FaceLocations(boxes, int(width), int(height)).validated(node, input_name)
+
+
+def format_locations(locations: FaceLocations) -> str:
+    """The text form `parse_locations` reads (cx cy w h per line)."""
+    return "\n".join(" ".join(f"{v:.4f}" for v in row) for row in locations.boxes.tolist())
