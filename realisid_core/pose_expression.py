@@ -87,14 +87,12 @@ def to_crop_frame(points: np.ndarray, x0: float, y0: float, side: float, size: i
     return (points - np.array([x0, y0])) * (size / side)
 
 
-def render_pose(points: np.ndarray, size: int, layout: str = LAYOUTS[0]) -> np.ndarray:
-    """Draw one face's landmarks, given in the crop's pixels, as a [size, size, 3] uint8 RGB hint."""
+def _draw(canvas: np.ndarray, points: np.ndarray, layout: str, size: int) -> np.ndarray:
     cv2 = require("cv2", "RealisID Pose & Expression", "opencv-python-headless")
     n = _layout_size(layout)
     points = np.asarray(points, np.float64)[:, :2]
     if points.shape[0] != n:
         raise ValueError(f"layout '{layout}' needs {n} points, got {points.shape[0]}")
-    canvas = np.zeros((size, size, 3), np.uint8)
     shift = 4  # sub-pixel drawing: coordinates in 1/16 pixel
     fixed = np.round(points * (1 << shift)).astype(np.int32)
     if n == 68:
@@ -105,6 +103,27 @@ def render_pose(points: np.ndarray, size: int, layout: str = LAYOUTS[0]) -> np.n
         radius = max(1, round(size / 64))
         for point, colour in zip(fixed, KEYPOINT_COLOURS):
             cv2.circle(canvas, tuple(int(v) for v in point), radius << shift, colour, -1, cv2.LINE_AA, shift)
+    return canvas
+
+
+def render_pose(points: np.ndarray, size: int, layout: str = LAYOUTS[0]) -> np.ndarray:
+    """Draw one face's landmarks, given in the crop's pixels, as a [size, size, 3] uint8 RGB hint."""
+    return _draw(np.zeros((size, size, 3), np.uint8), points, layout, size)
+
+
+def render_pose_preview(placed: list[np.ndarray], locations: FaceLocations, margin: float = 1.6,
+                        layout: str = LAYOUTS[0]) -> np.ndarray:
+    """The retargeted faces drawn on the whole picture, with each face's crop square: [H, W, 3] uint8 RGB."""
+    cv2 = require("cv2", "RealisID Pose & Expression", "opencv-python-headless")
+    width, height = locations.width, locations.height
+    canvas = np.zeros((height, width, 3), np.uint8)
+    regions = regions_from_locations(locations, height, width, margin)
+    for f, points in enumerate(placed):
+        side = float(regions.side[f])
+        _draw(canvas, points, layout, max(8, round(side)))
+        x0, y0 = int(round(float(regions.x0[f]))), int(round(float(regions.y0[f])))
+        cv2.rectangle(canvas, (x0, y0), (x0 + int(round(side)), y0 + int(round(side))), (90, 90, 90), 1)
+        cv2.putText(canvas, str(f + 1), (x0 + 3, y0 + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (200, 200, 200), 1, cv2.LINE_AA)
     return canvas
 
 
