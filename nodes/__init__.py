@@ -12,6 +12,10 @@ NODE_MODULES = (
     "location_guidance",
     "apply_local_branch",
     "apply_global_branch",
+    "face_analysis",
+    "id_projector",
+    "pose_expression",
+    "locations_from_pictures",
 )
 
 NODE_CLASS_MAPPINGS = {}

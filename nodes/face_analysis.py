@@ -1,0 +1,189 @@
+"""Face analysis nodes: load an insightface pack, find faces, make an identity from reference photos."""
+import math
+
+import torch
+
+import comfy.model_management
+import comfy.utils
+import folder_paths
+
+from ..realisid_core.errors import RealisIDInputError
+from ..realisid_core.face_analyzer import DETECTION_SIZES, PROVIDER_CHOICES, get_analyzer, release_all
+from ..realisid_core.face_images import images_to_bgr_uint8
+from ..realisid_core.face_packs import DEFAULT_PACK, PACKS, find_pack_folder
+from ..realisid_core.face_preview import draw_faces
+from ..realisid_core.faces import SELECTIONS, Faces, select_faces
+from ..realisid_core.identity import Identity, join_identities, mean_identity
+from .paths import INSIGHTFACE_FOLDER, ensure_model_folders
+
+LOADER = "RealisID Face Analysis Loader"
+ANALYSIS = "RealisID Face Analysis"
+IDENTITY = "RealisID Identity"
+
+
+def _analyze_batch(analyzer, images, node, threshold=0.5):
+    """Faces of every picture of an IMAGE batch, with progress and interruption."""
+    pictures = images_to_bgr_uint8(images, node, "images")
+    progress = comfy.utils.ProgressBar(len(pictures))
+    found = []
+    for i, picture in enumerate(pictures):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        found.append(analyzer.analyze(picture, image_index=i, threshold=threshold))
+        progress.update(1)
+    return pictures, found
+
+
+class RealisIDFaceAnalysisLoader:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "pack": (list(PACKS), {"default": DEFAULT_PACK,
+                                   "tooltip": "insightface model pack, from models/insightface/models/<pack>."}),
+            "provider": (list(PROVIDER_CHOICES), {"default": "auto",
+                                                  "tooltip": "Where onnxruntime runs the models; 'auto' takes the GPU when "
+                                                             "onnxruntime can use it. A fall-back to CPU is reported in the log."}),
+            "detection_size": ([str(s) for s in DETECTION_SIZES], {"default": "640",
+                                "tooltip": "Largest detection size; smaller sizes are retried when no face is found."}),
+        }}
+
+    RETURN_TYPES = ("FACE_ANALYZER",)
+    FUNCTION = "load"
+    CATEGORY = "RealisID/faces"
+    DESCRIPTION = "Loads an insightface pack once per process; every node and workflow shares the loaded copy."
+
+    def load(self, pack, provider, detection_size):
+        ensure_model_folders()
+        folder = find_pack_folder(folder_paths.get_folder_paths(INSIGHTFACE_FOLDER), pack, LOADER)
+        return (get_analyzer(folder, pack, provider, int(detection_size), LOADER),)
+
+
+class RealisIDFaceAnalysis:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "analyzer": ("FACE_ANALYZER",),
+            "images": ("IMAGE",),
+            "selection": (list(SELECTIONS), {"default": SELECTIONS[0],
+                          "tooltip": "Per picture: every face (left to right), the largest, or the index-th from the left."}),
+            "index": ("INT", {"default": 0, "min": 0, "max": 63, "tooltip": "Face index from the left, for 'by index'."}),
+            "threshold": ("FLOAT", {"default": 0.5, "min": 0.05, "max": 0.99, "step": 0.01,
+                                    "tooltip": "Detection score a face needs."}),
+            "require_face": ("BOOLEAN", {"default": True,
+                                         "tooltip": "Stop with an error naming the picture when a picture has no face."}),
+        }}
+
+    RETURN_TYPES = ("FACES", "IMAGE")
+    RETURN_NAMES = ("faces", "preview")
+    FUNCTION = "analyze"
+    CATEGORY = "RealisID/faces"
+    DESCRIPTION = ("Finds faces: box, score, 5 keypoints, 68 3-D and 106 2-D landmarks, head pose, "
+                   "normalised identity embedding. The preview marks the selected faces in green.")
+
+    def analyze(self, analyzer, images, selection, index, threshold, require_face):
+        pictures, found = _analyze_batch(analyzer, images, ANALYSIS, threshold)
+        empty = [i for i, f in enumerate(found) if not f]
+        if require_face and empty:
+            raise RealisIDInputError(ANALYSIS, "images", f"no face was found in image {empty[0]}"
+                                     + (f" (nor in images {empty[1:]})" if len(empty) > 1 else "")
+                                     + f" of {len(pictures)}",
+                                     "use a picture with a clearly visible face, lower 'threshold', or turn off 'require_face'")
+        picked = select_faces(found, selection, index, ANALYSIS)
+        chosen = {id(f) for f in picked}
+        previews = [torch.from_numpy(draw_faces(p, f, chosen)).float() / 255 for p, f in zip(pictures, found)]
+        sizes = tuple((p.shape[1], p.shape[0]) for p in pictures)
+        return Faces(tuple(picked), sizes), _stack_previews(previews)
+
+
+def _stack_previews(previews):
+    """One IMAGE batch; pictures of different sizes are padded to the largest."""
+    h = max(p.shape[0] for p in previews)
+    w = max(p.shape[1] for p in previews)
+    out = torch.zeros(len(previews), h, w, 3)
+    for i, p in enumerate(previews):
+        out[i, :p.shape[0], :p.shape[1]] = p
+    return out
+
+
+class RealisIDIdentity:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "analyzer": ("FACE_ANALYZER",),
+            "images": ("IMAGE", {"tooltip": "One or several photos of ONE person; the largest face of each is used."}),
+            "photo_without_face": (["error", "skip"], {"default": "error",
+                                   "tooltip": "What to do with a photo in which no face is found."}),
+        }}
+
+    RETURN_TYPES = ("REALISID_IDENTITY",)
+    RETURN_NAMES = ("identity",)
+    FUNCTION = "identify"
+    CATEGORY = "RealisID/faces"
+    DESCRIPTION = "One identity from reference photos: the mean of their normalised embeddings, renormalised."
+
+    def identify(self, analyzer, images, photo_without_face):
+        _, found = _analyze_batch(analyzer, images, IDENTITY)
+        embeddings = []
+        for i, faces in enumerate(found):
+            if not faces:
+                if photo_without_face == "skip":
+                    continue
+                raise RealisIDInputError(IDENTITY, "images", f"no face was found in photo {i} of {len(found)}",
+                                         "remove that photo, use one with a clearly visible face, or set photo_without_face to 'skip'")
+            embeddings.append(torch.from_numpy(max(faces, key=lambda f: f.area).embedding))
+        if not embeddings:
+            raise RealisIDInputError(IDENTITY, "images", f"no face was found in any of the {len(found)} photos",
+                                     "use photos with a clearly visible face")
+        return (mean_identity(torch.stack(embeddings), IDENTITY, "images"),)
+
+
+class RealisIDIdentityBatch:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"identity_1": ("REALISID_IDENTITY",)},
+                "optional": {f"identity_{i}": ("REALISID_IDENTITY",) for i in range(2, 9)}}
+
+    RETURN_TYPES = ("REALISID_IDENTITY",)
+    RETURN_NAMES = ("identities",)
+    FUNCTION = "join"
+    CATEGORY = "RealisID/faces"
+    DESCRIPTION = "Several people in order: identity 1 for face location 1, identity 2 for location 2, ..."
+
+    def join(self, identity_1, **more):
+        ordered = [identity_1] + [more[k] for k in sorted(more, key=lambda k: int(k.split("_")[1])) if more[k] is not None]
+        return (join_identities(ordered, "RealisID Identity Batch"),)
+
+
+class RealisIDReleaseFaceAnalysis:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}, "optional": {"after": ("*", {"tooltip": "Anything; the release happens after it ran."})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "release"
+    OUTPUT_NODE = True
+    CATEGORY = "RealisID/faces"
+    DESCRIPTION = "Frees every loaded face-analysis pack (the next loader loads it again)."
+
+    @classmethod
+    def IS_CHANGED(cls, **_):
+        return math.nan  # run every time
+
+    def release(self, after=None):
+        release_all()
+        return ()
+
+
+NODE_CLASS_MAPPINGS = {
+    "RealisID_FaceAnalysisLoader": RealisIDFaceAnalysisLoader,
+    "RealisID_FaceAnalysis": RealisIDFaceAnalysis,
+    "RealisID_Identity": RealisIDIdentity,
+    "RealisID_IdentityBatch": RealisIDIdentityBatch,
+    "RealisID_ReleaseFaceAnalysis": RealisIDReleaseFaceAnalysis,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "RealisID_FaceAnalysisLoader": LOADER,
+    "RealisID_FaceAnalysis": ANALYSIS,
+    "RealisID_Identity": IDENTITY,
+    "RealisID_IdentityBatch": "RealisID Identity Batch",
+    "RealisID_ReleaseFaceAnalysis": "RealisID Release Face Analysis",
+}

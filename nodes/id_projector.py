@@ -1,0 +1,72 @@
+"""ID projector nodes: load a projector from models/realisid, turn identities into identity tokens."""
+import os
+import threading
+
+import comfy.model_management
+import comfy.model_patcher
+import folder_paths
+
+from ..realisid_core.id_projector import load_projector, project
+from .paths import REALISID_FOLDER, ensure_model_folders
+
+LOADER = "RealisID ID Projector Loader"
+TOKENS = "RealisID Identity Tokens"
+
+_patchers = {}  # (file, mtime, load device) → ModelPatcher: one copy per model per device
+_lock = threading.Lock()
+
+
+def _patcher_for(path):
+    load_device = comfy.model_management.get_torch_device()
+    key = (os.path.realpath(path), os.path.getmtime(path), str(load_device))
+    with _lock:
+        if key not in _patchers:
+            for old in [k for k in _patchers if k[0] == key[0]]:
+                del _patchers[old]
+            _patchers[key] = comfy.model_patcher.ModelPatcher(
+                load_projector(path, LOADER), load_device=load_device,
+                offload_device=comfy.model_management.unet_offload_device())
+        return _patchers[key]
+
+
+class RealisIDIDProjectorLoader:
+    @classmethod
+    def INPUT_TYPES(cls):
+        ensure_model_folders()
+        return {"required": {"projector_name": (folder_paths.get_filename_list(REALISID_FOLDER),
+                                                {"tooltip": "ID projector weights (safetensors) in models/realisid."})}}
+
+    RETURN_TYPES = ("REALISID_ID_PROJECTOR",)
+    FUNCTION = "load"
+    CATEGORY = "RealisID/loaders"
+    DESCRIPTION = "Loads an ID projector: ArcFace embedding → K identity tokens of the local ControlNet's context width."
+
+    def load(self, projector_name):
+        ensure_model_folders()
+        return (_patcher_for(folder_paths.get_full_path_or_raise(REALISID_FOLDER, projector_name)),)
+
+
+class RealisIDIdentityTokens:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"projector": ("REALISID_ID_PROJECTOR",), "identity": ("REALISID_IDENTITY",)}}
+
+    RETURN_TYPES = ("REALISID_ID_TOKENS",)
+    RETURN_NAMES = ("id_tokens",)
+    FUNCTION = "project"
+    CATEGORY = "RealisID/faces"
+    DESCRIPTION = "Identity tokens for the local branch's cross-attention, one set per identity (person order)."
+
+    def project(self, projector, identity):
+        comfy.model_management.load_models_gpu([projector])
+        return (project(projector.model, identity, TOKENS, device=projector.load_device),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "RealisID_IDProjectorLoader": RealisIDIDProjectorLoader,
+    "RealisID_IdentityTokens": RealisIDIdentityTokens,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "RealisID_IDProjectorLoader": LOADER,
+    "RealisID_IdentityTokens": TOKENS,
+}

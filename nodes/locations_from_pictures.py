@@ -1,0 +1,55 @@
+"""Face locations read from pictures: a layout photo's faces, or a MASK's regions."""
+from ..realisid_core.guidance import render_location_guidance
+from ..realisid_core.locations_from_pictures import locations_from_faces, locations_from_mask
+
+FROM_FACES = "RealisID Locations From Faces"
+FROM_MASK = "RealisID Locations From Mask"
+
+
+class RealisIDLocationsFromFaces:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "faces": ("FACES", {"tooltip": "Faces of a layout photo (Face Analysis, selection 'all')."}),
+            "image_index": ("INT", {"default": 0, "min": 0, "max": 4095, "tooltip": "Which picture of the batch is the layout."}),
+        }}
+
+    RETURN_TYPES = ("FACE_LOCATIONS", "IMAGE")
+    RETURN_NAMES = ("face_locations", "guidance")
+    FUNCTION = "locate"
+    CATEGORY = "RealisID/locations"
+    DESCRIPTION = "Person 1 goes where face 1 is (faces counted left to right), person 2 where face 2 is, ..."
+
+    def locate(self, faces, image_index):
+        locations = locations_from_faces(faces, image_index, FROM_FACES)
+        return locations, render_location_guidance(locations, locations.width, locations.height)
+
+
+class RealisIDLocationsFromMask:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "mask": ("MASK", {"tooltip": "One blob per face; its bounding box is the face's location."}),
+            "min_area": ("FLOAT", {"default": 0.0005, "min": 0.0, "max": 0.5, "step": 0.0001,
+                                   "tooltip": "Blobs under this fraction of the picture are ignored."}),
+        }}
+
+    RETURN_TYPES = ("FACE_LOCATIONS", "IMAGE")
+    RETURN_NAMES = ("face_locations", "guidance")
+    FUNCTION = "locate"
+    CATEGORY = "RealisID/locations"
+    DESCRIPTION = "One face location per connected region of the mask, left to right."
+
+    def locate(self, mask, min_area):
+        locations = locations_from_mask(mask, FROM_MASK, "mask", min_area)
+        return locations, render_location_guidance(locations, locations.width, locations.height)
+
+
+NODE_CLASS_MAPPINGS = {
+    "RealisID_LocationsFromFaces": RealisIDLocationsFromFaces,
+    "RealisID_LocationsFromMask": RealisIDLocationsFromMask,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "RealisID_LocationsFromFaces": FROM_FACES,
+    "RealisID_LocationsFromMask": FROM_MASK,
+}
