@@ -1,0 +1,36 @@
+"""Face locations from a layout photo's faces and from a MASK's regions."""
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("cv2")
+
+from realisid_core.errors import RealisIDInputError  # noqa: E402
+from realisid_core.faces import DetectedFace, Faces  # noqa: E402
+from realisid_core.locations_from_pictures import locations_from_faces, locations_from_mask  # noqa: E402
+
+
+def face(box, index=0, size=(800, 600)):
+    return DetectedFace(index, size[0], size[1], np.array(box, np.float32), 0.9, np.zeros((5, 2), np.float32))
+
+
+def test_layout_photo_faces_become_locations_left_to_right():
+    faces = Faces((face([500, 100, 600, 220]), face([100, 200, 180, 300]), face([0, 0, 10, 10], index=1)))
+    locations = locations_from_faces(faces, 0, "n")
+    assert (locations.width, locations.height, locations.count) == (800, 600, 2)
+    assert torch.allclose(locations.boxes[0], torch.tensor([140 / 800, 250 / 600, 80 / 800, 100 / 600], dtype=torch.float64))
+    assert torch.allclose(locations.pixel_boxes()[1], torch.tensor([500.0, 100, 600, 220], dtype=torch.float64))
+    with pytest.raises(RealisIDInputError, match=r"'image_index': image 2 of the layout has no face \(faces were found in images \[0, 1\]\)"):
+        locations_from_faces(faces, 2, "RealisID Locations From Faces")
+
+
+def test_mask_regions_become_locations_and_specks_are_ignored():
+    mask = torch.zeros(2, 300, 400)
+    mask[0, 50:150, 250:330] = 1.0   # right blob
+    mask[0, 100:160, 20:80] = 1.0    # left blob
+    mask[0, 5, 5] = 1.0              # a speck
+    locations = locations_from_mask(mask, "n")
+    assert locations.count == 2 and (locations.width, locations.height) == (400, 300)
+    assert torch.allclose(locations.pixel_boxes(), torch.tensor([[20.0, 100, 80, 160], [250, 50, 330, 150]], dtype=torch.float64))
+    with pytest.raises(RealisIDInputError, match=r"RealisID Locations From Mask: input 'mask': the mask has no region"):
+        locations_from_mask(torch.zeros(64, 64), "RealisID Locations From Mask")

@@ -1,0 +1,53 @@
+"""ID projector: shapes read from a safetensors file, projection to identity tokens, one cached copy per file version."""
+import os
+import time
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from realisid_core.errors import RealisIDInputError
+from realisid_core.id_projector import IDProjector, load_projector, project
+from realisid_core.identity import mean_identity
+
+
+def save_projector(path, tokens=4, width=768, prefix="", seed=0):
+    torch.manual_seed(seed)
+    model = IDProjector(512, tokens, width)
+    save_file({prefix + k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return model
+
+
+def test_tokens_and_width_come_from_the_file_and_projection_matches(tmp_path):
+    reference = save_projector(tmp_path / "proj.safetensors", tokens=6, width=320, prefix="id_proj.")
+    projector = load_projector(str(tmp_path / "proj.safetensors"))
+    assert (projector.tokens, projector.width, projector.embedding_width) == (6, 320, 512)
+    identity = mean_identity(torch.randn(3, 512), "n", "i")
+    tokens = project(projector, identity, "n")
+    assert tokens.tokens.shape == (1, 6, 320) and tokens.width == 320
+    with torch.no_grad():
+        assert torch.allclose(tokens.tokens, reference(identity.embeddings))
+    # LayerNorm'ed tokens: zero mean and unit variance per token (before the affine, which starts at identity)
+    assert torch.allclose(tokens.tokens.mean(-1), torch.zeros(1, 6), atol=1e-5)
+
+
+def test_one_copy_per_file_version(tmp_path):
+    path = tmp_path / "p.safetensors"
+    save_projector(path)
+    a, b = load_projector(str(path)), load_projector(str(path))
+    assert a is b
+    time.sleep(0.01)
+    save_projector(path, seed=1)
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    assert load_projector(str(path)) is not a
+
+
+def test_a_file_that_is_not_a_projector_is_named(tmp_path):
+    save_file({"weight": torch.zeros(3, 3)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(RealisIDInputError, match=r"input 'projector': other.safetensors is not a RealisID ID projector.*Fix:"):
+        load_projector(str(tmp_path / "other.safetensors"))
+
+
+def test_embedding_width_mismatch_is_an_error(tmp_path):
+    with pytest.raises(RealisIDInputError, match="512-wide embeddings but the projector takes 128"):
+        project(IDProjector(128, 2, 64), mean_identity(torch.randn(1, 512), "n", "i"), "RealisID Identity Tokens")
