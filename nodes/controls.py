@@ -21,6 +21,7 @@ import comfy.utils
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.local_branch import LocalBranchSettings, crop_index, run_local_branch
 from ..realisid_core.locations import FaceLocations
+from ..realisid_core.residuals import add_residuals
 from ..realisid_core.unet_layout import (ControlLayout, layout_from_config, layout_from_controlnet, mismatch,
                                          shape_errors)
 
@@ -89,6 +90,13 @@ class RealisIDControl(comfy.controlnet.ControlNet):
     def _compute_dtype(self):
         return self.manual_cast_dtype if self.manual_cast_dtype is not None else self.control_model.dtype
 
+    def _previous_control(self, x_noisy, t, cond, batched_number, transformer_options):
+        """The rest of the chain's residuals, shape-checked before anything is added to them."""
+        if self.previous_controlnet is None:
+            return None
+        control = self.previous_controlnet.get_control(x_noisy, t, cond, batched_number, transformer_options)
+        return self._checked(control, x_noisy)
+
     def _checked(self, control, x_noisy):
         """`control` after asserting every residual has the U-Net's feature shape for x_noisy."""
         if control is not None and self.unet_layout is not None:
@@ -114,20 +122,16 @@ class GlobalBranchControl(RealisIDControl):
     node_name = "RealisID Apply Global Branch"
 
     def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
-        if self.spec.identity is None:
-            return self._checked(super().get_control(x_noisy, t, cond, batched_number, transformer_options), x_noisy)
         previous = self.previous_controlnet
-        control_prev = previous.get_control(x_noisy, t, cond, batched_number, transformer_options) if previous else None
-        tokens = self.spec.identity.expand(x_noisy.shape[0], -1, -1)
-        own_cond = {**cond, "crossattn_controlnet": tokens}
-        self.previous_controlnet = None  # the parent would otherwise pass own_cond down the chain
+        control_prev = self._previous_control(x_noisy, t, cond, batched_number, transformer_options)
+        if self.spec.identity is not None:
+            cond = {**cond, "crossattn_controlnet": self.spec.identity.expand(x_noisy.shape[0], -1, -1)}
+        self.previous_controlnet = None  # the parent would pass our cond (and identity) down the chain
         try:
-            own = super().get_control(x_noisy, t, own_cond, batched_number, transformer_options)
+            own = super().get_control(x_noisy, t, cond, batched_number, transformer_options)
         finally:
             self.previous_controlnet = previous
-        if own is None:
-            return control_prev
-        return self._checked(self.control_merge(own, control_prev, output_dtype=None) if control_prev else own, x_noisy)
+        return self._checked(add_residuals(own, control_prev), x_noisy)
 
 
 @dataclass(frozen=True)
@@ -148,8 +152,7 @@ class LocalBranchControl(RealisIDControl):
     _BYTES_FACTOR = 48
 
     def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
-        previous = self.previous_controlnet
-        control_prev = previous.get_control(x_noisy, t, cond, batched_number, transformer_options) if previous else None
+        control_prev = self._previous_control(x_noisy, t, cond, batched_number, transformer_options)
         if self.timestep_range is not None and (t[0] > self.timestep_range[0] or t[0] < self.timestep_range[1]):
             return control_prev
 

@@ -8,8 +8,7 @@ import torch
 
 from .geometry import SquareRegions, crop_regions, paste_regions, regions_from_locations
 from .locations import FaceLocations
-
-Residuals = dict[str, list]
+from .residuals import Residuals, concat_residuals
 # run_controlnet(crops [N, C, S, S], first_crop_index) -> residual dict for those N crops
 ControlNetRunner = Callable[[torch.Tensor, int], Residuals]
 
@@ -27,17 +26,6 @@ class LocalBranchSettings:
 def crop_index(i: int | torch.Tensor, faces: int):
     """(latent index, face index) of crop i in the latent-major order `crop_regions` uses."""
     return i // faces, i % faces
-
-
-def concat_residuals(parts: list[Residuals]) -> Residuals:
-    """Join residual dicts computed for consecutive chunks of crops along the batch axis."""
-    if len(parts) == 1:
-        return parts[0]
-    out = {}
-    for key in parts[0]:
-        levels = zip(*(p[key] for p in parts))
-        out[key] = [None if lv[0] is None else torch.cat(lv, dim=0) for lv in levels]
-    return out
 
 
 def run_local_branch(x: torch.Tensor, locations: FaceLocations, run_controlnet: ControlNetRunner,

@@ -43,3 +43,29 @@ def pytest_collection_modifyitems(config, items):
 def pytest_terminal_summary(terminalreporter):
     if not HOST_PRESENT:
         terminalreporter.write_line(f"SKIPPED integration tests: {NO_HOST_REASON}", yellow=True)
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """Generated random-weight models in real formats, by role (paths); built once and cached."""
+    if not HOST_PRESENT:
+        pytest.skip(NO_HOST_REASON)
+    from fixtures import tiny_models
+    return {"sd15": tiny_models.sd15_checkpoint(), "sd15_cn": tiny_models.sd15_controlnet(),
+            "sd15_cn_b": tiny_models.sd15_controlnet(seed=11), "sd15_cn_c": tiny_models.sd15_controlnet(seed=12),
+            "sdxl": tiny_models.sdxl_unet(), "sdxl_cn": tiny_models.sdxl_controlnet()}
+
+
+@pytest.fixture(scope="session")
+def server(tiny, tmp_path_factory):
+    """A real ComfyUI server (--cpu, 127.0.0.1) with the pack installed and the tiny models in its folders."""
+    from fixtures.comfy_server import start_server
+    models = {"checkpoints/tiny_sd15.safetensors": tiny["sd15"],
+              "diffusion_models/tiny_sdxl_vega.safetensors": tiny["sdxl"],
+              **{f"controlnet/tiny_{role}.safetensors": tiny[role]
+                 for role in ("sd15_cn", "sd15_cn_b", "sd15_cn_c", "sdxl_cn")}}
+    srv = start_server(HOST, tmp_path_factory.mktemp("comfyui"), models)
+    try:
+        yield srv
+    finally:
+        srv.stop()

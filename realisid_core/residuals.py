@@ -1,0 +1,29 @@
+"""Control residual dicts ({'input'|'middle'|'output': [tensor or None, …]}): joining and summing."""
+from __future__ import annotations
+
+import torch
+
+Residuals = dict[str, list]
+
+
+def concat_residuals(parts: list[Residuals]) -> Residuals:
+    """Join residual dicts computed for consecutive chunks of crops along the batch axis."""
+    if len(parts) == 1:
+        return parts[0]
+    out = {}
+    for key in parts[0]:
+        levels = zip(*(p[key] for p in parts))
+        out[key] = [None if lv[0] is None else torch.cat(lv, dim=0) for lv in levels]
+    return out
+
+
+def add_residuals(a: Residuals | None, b: Residuals | None) -> Residuals | None:
+    """Level-by-level sum of two residual dicts (None entries and missing levels pass through)."""
+    if a is None or b is None:
+        return a if b is None else b
+    out = {}
+    for key in set(a) | set(b):
+        la, lb = a.get(key, []), b.get(key, [])
+        out[key] = [x if y is None else y if x is None else x + y
+                    for x, y in zip(la + [None] * (len(lb) - len(la)), lb + [None] * (len(la) - len(lb)))]
+    return out
