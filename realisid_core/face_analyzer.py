@@ -64,7 +64,7 @@ class FaceAnalyzer:
 
     def __init__(self, key: AnalyzerKey, pack: str, node: str = "RealisID Face Analysis Loader"):
         model_zoo = require("insightface.model_zoo", node, "insightface")
-        require("onnxruntime", node, "onnxruntime-gpu (or onnxruntime without a GPU)")
+        require("onnxruntime", node, "onnxruntime-gpu")
         self.key, self.pack = key, pack
         self._detect_lock = threading.Lock()  # the threshold is detector state; one picture at a time
         layout = PACKS[pack]
@@ -136,7 +136,7 @@ _cache_lock = threading.Lock()
 def get_analyzer(folder: str, pack: str, provider: str = "auto", detection_size: int = 640,
                  node: str = "RealisID Face Analysis Loader") -> FaceAnalyzer:
     """The process-wide analyzer for (folder, providers, detection size), loaded on first use."""
-    ort = require("onnxruntime", node, "onnxruntime-gpu (or onnxruntime without a GPU)")
+    ort = require("onnxruntime", node, "onnxruntime-gpu")
     require("insightface", node, "insightface")
     providers = choose_providers(provider, list(ort.get_available_providers()), node)
     key = AnalyzerKey(os.path.realpath(folder), tuple(providers), int(detection_size))
