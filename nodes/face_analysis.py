@@ -13,7 +13,7 @@ from ..realisid_core.face_images import images_to_bgr_uint8
 from ..realisid_core.face_packs import DEFAULT_PACK, PACKS, find_pack_folder
 from ..realisid_core.face_preview import draw_faces
 from ..realisid_core.faces import SELECTIONS, Faces, select_faces
-from ..realisid_core.identity import Identity, join_identities, mean_identity
+from ..realisid_core.identity import join_identities, mean_identity
 from .paths import INSIGHTFACE_FOLDER, ensure_model_folders
 
 LOADER = "RealisID Face Analysis Loader"
