@@ -1,0 +1,1 @@
+"""Developer tools: example-workflow generation and ComfyUI workflow format conversion."""
