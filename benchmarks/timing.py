@@ -1,0 +1,49 @@
+"""Wall-clock timing: warm-up, then the median of repeats, synchronising the GPU around each call."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1) -> dict:
+    """{'median_ms', 'runs_ms'} of `fn` after `warmup` untimed calls."""
+    with torch.inference_mode():
+        for _ in range(warmup):
+            fn()
+        sync(device)
+        runs = []
+        for _ in range(max(1, repeats)):
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            runs.append((time.perf_counter() - start) * 1000)
+    return {"median_ms": statistics.median(runs), "runs_ms": runs}
+
+
+class Stopwatch:
+    """Accumulates the time spent inside wrapped calls (used to split a call into forward and glue)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.ms, self.calls = device, 0.0, 0
+
+    def reset(self) -> None:
+        self.ms, self.calls = 0.0, 0
+
+    def wrap(self, fn):
+        def timed(*args, **kwargs):
+            sync(self.device)
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            sync(self.device)
+            self.ms += (time.perf_counter() - start) * 1000
+            self.calls += 1
+            return out
+        return timed

@@ -1,0 +1,78 @@
+"""Smoke test of `python -m benchmarks` at toy size: the table/JSON structure, and that every ratio
+divides figures of the same run. No timing assertions (speed is measured by the benchmark only)."""
+import json
+
+import pytest
+
+from benchmarks import report
+from benchmarks.__main__ import parse
+from benchmarks.run import Options, run
+from conftest import HOST_PRESENT, NO_HOST_REASON
+
+
+def synthetic_results(gpu=False):
+    local = {f: {"batched": {"median_ms": 10.0 * f, "forwards": 1},
+                 "sequential": {"median_ms": 12.0 * f, "forwards": f},
+                 "glue": {"median_ms": 0.2 * f, "share": 0.02}} for f in (1, 4)}
+    return {
+        "environment": {"device": "cuda:0" if gpu else "cpu"},
+        "settings": {"steps": 2},
+        "per_step": {"unet": {"median_ms": 100.0}, "unet_global": {"median_ms": 150.0}, "local": local},
+        "passes": {"base": {"median_ms": 300.0},
+                   "realisid": {1: {"median_ms": 320.0}, 4: {"median_ms": 500.0}},
+                   "detailer_route": {1: {"median_ms": 600.0}, 4: {"median_ms": 450.0}}},
+        "memory": {"method": "x", "bytes": {1: {"batched": 2**20, "sequential": 2**20},
+                                            4: {"batched": 4 * 2**20, "sequential": 2**20}}},
+        "sharing": {"loader_two_loads_share_weights": False, "nodes_on_one_loaded_controlnet_share_weights": True},
+        "face_analysis": {"status": "not measured: no insightface"},
+    }
+
+
+def test_ratios_and_targets_come_from_the_figures_of_the_run():
+    rows = {r["measurement"]: r for r in report.build_rows(synthetic_results())}
+    assert rows["U-Net + global branch"]["ratio"] == pytest.approx(1.5)
+    seq4 = rows["local branch, F=4, sequential (4 forwards)"]
+    assert seq4["ratio"] == pytest.approx(40 / 48) and seq4["status"] == "MISSED" and "GPU" in seq4["target"]
+    assert rows["local branch, F=1, sequential (1 forwards)"]["status"] == ""  # the batching target is for F=4
+    assert rows["glue (crop, hints, paste, merge), F=4"]["status"] == "met"
+    assert rows["RealisID pass, F=1 (U-Net + global + local)"]["ratio"] == pytest.approx(320 / 600)
+    assert rows["RealisID pass, F=1 (U-Net + global + local)"]["status"] == "met"
+    assert rows["RealisID pass, F=4 (U-Net + global + local)"]["status"] == "MISSED"
+    assert rows["local branch peak, F=4, batched (MiB)"]["ratio"] == pytest.approx(4.0)
+    assert rows["one file loaded twice by ComfyUI's ControlNet loader"]["status"] == "TWO copies"
+    table = report.markdown(list(rows.values()))
+    assert table.splitlines()[0].startswith("| Measurement") and "MISSED" in table and "2.0%" in table
+
+
+def test_command_line_options():
+    options, path = parse(["--faces", "1,4", "--repeats", "2", "--json", "x.json", "--sdxl"])
+    assert options.faces == (1, 4) and options.repeats == 2 and options.family == "sdxl" and path == "x.json"
+    with pytest.raises(SystemExit):
+        parse(["--faces", "9"])
+
+
+@pytest.mark.skipif(not HOST_PRESENT, reason=NO_HOST_REASON)
+def test_toy_run_through_the_real_code_paths_writes_table_and_json(tmp_path):
+    results = run(Options(family="toy", resolution=128, faces=(1, 2), repeats=1, steps=1,
+                          sharing=False, face_analysis=False))
+    rows = report.build_rows(results)
+    step = results["per_step"]
+    assert set(step["local"]) == {1, 2}
+    assert step["local"][2]["batched"]["forwards"] == 1 and step["local"][2]["sequential"]["forwards"] == 2
+    unet = step["unet"]["median_ms"]
+    by_name = {r["measurement"]: r for r in rows}
+    assert by_name["U-Net + global branch"]["ratio"] == pytest.approx(step["unet_global"]["median_ms"] / unet)
+    local2 = step["local"][2]
+    assert by_name["local branch, F=2, sequential (2 forwards)"]["ratio"] == pytest.approx(
+        local2["batched"]["median_ms"] / local2["sequential"]["median_ms"])
+    assert 0 <= local2["glue"]["share"] <= 1
+    p = results["passes"]
+    assert by_name["RealisID pass, F=2 (U-Net + global + local)"]["ratio"] == pytest.approx(
+        p["realisid"][2]["median_ms"] / p["detailer_route"][2]["median_ms"])
+    assert {r["status"] for r in rows if r["target"]} <= {"met", "MISSED"}
+    path = tmp_path / "out.json"
+    report.write_json(results, rows, str(path))
+    data = json.loads(path.read_text())
+    assert data["environment"]["device"] == "cpu" and data["settings"]["resolution"] == 128
+    assert data["ratios"]["U-Net + global branch"] == pytest.approx(by_name["U-Net + global branch"]["ratio"])
+    assert len(data["rows"]) == len(rows)
