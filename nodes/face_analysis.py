@@ -1,5 +1,4 @@
 """Face analysis nodes: load an insightface pack, find faces, make an identity from reference photos."""
-import math
 
 import torch
 
@@ -8,7 +7,7 @@ import comfy.utils
 import folder_paths
 
 from ..realisid_core.errors import RealisIDInputError
-from ..realisid_core.face_analyzer import DETECTION_SIZES, PROVIDER_CHOICES, get_analyzer, release_all
+from ..realisid_core.face_analyzer import DETECTION_SIZES, PROVIDER_CHOICES, get_analyzer
 from ..realisid_core.face_images import images_to_bgr_uint8
 from ..realisid_core.face_packs import DEFAULT_PACK, PACKS, find_pack_folder
 from ..realisid_core.face_preview import draw_faces
@@ -153,37 +152,15 @@ class RealisIDIdentityBatch:
         return (join_identities(ordered, "RealisID Identity Batch"),)
 
 
-class RealisIDReleaseFaceAnalysis:
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {}, "optional": {"after": ("*", {"tooltip": "Anything; the release happens after it ran."})}}
-
-    RETURN_TYPES = ()
-    FUNCTION = "release"
-    OUTPUT_NODE = True
-    CATEGORY = "RealisID/faces"
-    DESCRIPTION = "Frees every loaded face-analysis pack (the next loader loads it again)."
-
-    @classmethod
-    def IS_CHANGED(cls, **_):
-        return math.nan  # run every time
-
-    def release(self, after=None):
-        release_all()
-        return ()
-
-
 NODE_CLASS_MAPPINGS = {
     "RealisID_FaceAnalysisLoader": RealisIDFaceAnalysisLoader,
     "RealisID_FaceAnalysis": RealisIDFaceAnalysis,
     "RealisID_Identity": RealisIDIdentity,
     "RealisID_IdentityBatch": RealisIDIdentityBatch,
-    "RealisID_ReleaseFaceAnalysis": RealisIDReleaseFaceAnalysis,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "RealisID_FaceAnalysisLoader": LOADER,
     "RealisID_FaceAnalysis": ANALYSIS,
     "RealisID_Identity": IDENTITY,
     "RealisID_IdentityBatch": "RealisID Identity Batch",
-    "RealisID_ReleaseFaceAnalysis": "RealisID Release Face Analysis",
 }

@@ -1,32 +1,25 @@
 """ID projector nodes: load a projector from models/realisid, turn identities into identity tokens."""
 import os
-import threading
 
 import comfy.model_management
 import comfy.model_patcher
 import folder_paths
 
 from ..realisid_core.id_projector import load_projector, project
+from ..realisid_core.model_cache import SharedModels
 from .paths import REALISID_FOLDER, ensure_model_folders
 
 LOADER = "RealisID ID Projector Loader"
 TOKENS = "RealisID Identity Tokens"
 
-_patchers = {}  # (file, mtime, load device) → ModelPatcher: one copy per model per device
-_lock = threading.Lock()
+_patchers = SharedModels()  # (file, mtime, load device) → ModelPatcher: one copy per model per device
 
 
 def _patcher_for(path):
     load_device = comfy.model_management.get_torch_device()
     key = (os.path.realpath(path), os.path.getmtime(path), str(load_device))
-    with _lock:
-        if key not in _patchers:
-            for old in [k for k in _patchers if k[0] == key[0]]:
-                del _patchers[old]
-            _patchers[key] = comfy.model_patcher.ModelPatcher(
-                load_projector(path, LOADER), load_device=load_device,
-                offload_device=comfy.model_management.unet_offload_device())
-        return _patchers[key]
+    return _patchers.get(key, lambda: comfy.model_patcher.ModelPatcher(
+        load_projector(path, LOADER), load_device=load_device, offload_device=comfy.model_management.unet_offload_device()))
 
 
 class RealisIDIDProjectorLoader:

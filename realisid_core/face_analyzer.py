@@ -17,6 +17,7 @@ import numpy as np
 from .errors import RealisIDInputError
 from .face_packs import PACKS
 from .faces import DetectedFace
+from .model_cache import SharedModels
 from .optional import require
 
 log = logging.getLogger("RealisID")
@@ -129,8 +130,7 @@ class FaceAnalyzer:
         return found
 
 
-_cache: dict[AnalyzerKey, FaceAnalyzer] = {}
-_cache_lock = threading.Lock()
+_analyzers = SharedModels()
 
 
 def get_analyzer(folder: str, pack: str, provider: str = "auto", detection_size: int = 640,
@@ -140,29 +140,24 @@ def get_analyzer(folder: str, pack: str, provider: str = "auto", detection_size:
     require("insightface", node, "insightface")
     providers = choose_providers(provider, list(ort.get_available_providers()), node)
     key = AnalyzerKey(os.path.realpath(folder), tuple(providers), int(detection_size))
-    with _cache_lock:
-        analyzer = _cache.get(key)
-        if analyzer is None:
-            log.info("RealisID: loading face analysis pack %s from %s (%s, detection size %d)",
-                     pack, key.folder, ", ".join(providers), detection_size)
-            analyzer = _cache[key] = FaceAnalyzer(key, pack, node)
-        return analyzer
+
+    def load():
+        log.info("RealisID: loading face analysis pack %s from %s (%s, detection size %d)",
+                 pack, key.folder, ", ".join(providers), detection_size)
+        return FaceAnalyzer(key, pack, node)
+    return _analyzers.get(key, load)
 
 
 def cached_analyzers() -> list[AnalyzerKey]:
-    with _cache_lock:
-        return list(_cache)
+    """Keys of the analyzers loaded and still in use."""
+    return _analyzers.keys()
 
 
 def release(key: AnalyzerKey) -> bool:
     """Forget one analyzer (its ONNX sessions are freed once no node output holds it); True if it was loaded."""
-    with _cache_lock:
-        return _cache.pop(key, None) is not None
+    return _analyzers.forget(lambda k: k == key) == 1
 
 
 def release_all() -> int:
     """Forget every analyzer; returns how many there were."""
-    with _cache_lock:
-        n = len(_cache)
-        _cache.clear()
-        return n
+    return _analyzers.forget(lambda k: True)

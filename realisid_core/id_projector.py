@@ -7,7 +7,6 @@ Weights are a safetensors file with `proj.weight` [K·D, E], `proj.bias` [K·D],
 from __future__ import annotations
 
 import os
-import threading
 
 import torch
 from torch import nn
@@ -15,6 +14,7 @@ from torch import nn
 from .errors import RealisIDInputError
 from .identity import Identity
 from .identity_tokens import IdentityTokens
+from .model_cache import SharedModels
 
 PREFIXES = ("", "id_proj.", "image_proj.", "projector.")
 KEYS = ("proj.weight", "proj.bias", "norm.weight", "norm.bias")
@@ -55,8 +55,7 @@ def projector_from_state_dict(state: dict[str, torch.Tensor], name: str, node: s
     return projector.eval().requires_grad_(False)
 
 
-_cache: dict[tuple, IDProjector] = {}
-_lock = threading.Lock()
+_projectors = SharedModels()
 
 
 def load_projector(path: str, node: str = "RealisID ID Projector Loader") -> IDProjector:
@@ -64,12 +63,8 @@ def load_projector(path: str, node: str = "RealisID ID Projector Loader") -> IDP
     from safetensors.torch import load_file
 
     key = (os.path.realpath(path), os.path.getmtime(path))
-    with _lock:
-        if key not in _cache:
-            for old in [k for k in _cache if k[0] == key[0]]:
-                del _cache[old]  # the file changed on disk
-            _cache[key] = projector_from_state_dict(load_file(path, device="cpu"), os.path.basename(path), node)
-        return _cache[key]
+    return _projectors.get(key, lambda: projector_from_state_dict(load_file(path, device="cpu"),
+                                                                  os.path.basename(path), node))
 
 
 def project(projector: IDProjector, identity: Identity, node: str, device=None, dtype=torch.float32) -> IdentityTokens:

@@ -13,7 +13,7 @@ skimage_data = pytest.importorskip("skimage.data")
 from fixtures.fake_insightface import fake_insightface_root, paint_face  # noqa: E402
 
 FACE_NODES = {"RealisID_FaceAnalysisLoader", "RealisID_FaceAnalysis", "RealisID_Identity", "RealisID_IdentityBatch",
-              "RealisID_ReleaseFaceAnalysis", "RealisID_IDProjectorLoader", "RealisID_IdentityTokens",
+              "RealisID_IDProjectorLoader", "RealisID_IdentityTokens",
               "RealisID_PoseExpression", "RealisID_LocationsFromFaces", "RealisID_LocationsFromMask"}
 
 

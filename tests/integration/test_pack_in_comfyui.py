@@ -8,7 +8,7 @@ from fixtures.graphs import Branch, GraphSpec, build
 
 EXPECTED_NODES = {"RealisID_LocationGuidance", "RealisID_ApplyLocalBranch", "RealisID_ApplyGlobalBranch",
                   "RealisID_FaceAnalysisLoader", "RealisID_FaceAnalysis", "RealisID_Identity", "RealisID_IdentityBatch",
-                  "RealisID_ReleaseFaceAnalysis", "RealisID_IDProjectorLoader", "RealisID_IdentityTokens",
+                  "RealisID_IDProjectorLoader", "RealisID_IdentityTokens",
                   "RealisID_PoseExpression", "RealisID_LocationsFromFaces", "RealisID_LocationsFromMask"}
 SD15_LOCAL, SD15_GLOBAL, SD15_PLAIN = "tiny_sd15_cn.safetensors", "tiny_sd15_cn_b.safetensors", "tiny_sd15_cn_c.safetensors"
 

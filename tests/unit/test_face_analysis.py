@@ -152,3 +152,14 @@ def test_a_file_that_is_not_the_expected_model_is_named(tmp_path):
     build_landmarks(os.path.join(folder, "2d106det.onnx"), np.zeros(212, np.float32), seed=0)
     with pytest.raises(RealisIDInputError, match=r"glintr100.onnx should be the pack's recognition model but is a 'landmark_2d_106'"):
         get_analyzer(folder, "antelopev2", "CPU", 640)
+
+
+def test_an_analyzer_nothing_uses_is_freed():
+    """ComfyUI's node cache holds the loader's output; once it lets go, the shared copy goes too."""
+    import gc
+    import weakref
+    analyzer = get_analyzer(os.path.join(fake_insightface_root(), "models", "antelopev2"), "antelopev2", "CPU", 320)
+    key, ref = analyzer.key, weakref.ref(analyzer)
+    del analyzer
+    gc.collect()
+    assert ref() is None and key not in face_analyzer.cached_analyzers()

@@ -51,3 +51,12 @@ def test_a_file_that_is_not_a_projector_is_named(tmp_path):
 def test_embedding_width_mismatch_is_an_error(tmp_path):
     with pytest.raises(RealisIDInputError, match="512-wide embeddings but the projector takes 128"):
         project(IDProjector(128, 2, 64), mean_identity(torch.randn(1, 512), "n", "i"), "RealisID Identity Tokens")
+
+
+def test_a_projector_nothing_uses_is_freed(tmp_path):
+    import gc
+    import weakref
+    save_projector(tmp_path / "p.safetensors")
+    ref = weakref.ref(load_projector(str(tmp_path / "p.safetensors")))
+    gc.collect()
+    assert ref() is None
