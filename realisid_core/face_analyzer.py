@@ -46,11 +46,25 @@ def choose_providers(provider: str, available: list[str], node: str) -> list[str
     return [PROVIDERS[provider], PROVIDERS["CPU"]]
 
 
+def onnxruntime_distributions() -> list[str]:
+    """Installed onnxruntime distributions (onnxruntime, onnxruntime-gpu, …): more than one shadow each other."""
+    from importlib import metadata
+    names = {(d.metadata["Name"] or "").lower() for d in metadata.distributions()}
+    return sorted(n for n in names if n.startswith("onnxruntime"))
+
+
 def _warn_cpu_fallback(asked: str, got: list[str], folder: str, available: list[str]) -> None:
-    log.warning("RealisID: !!! face analysis asked for %s but onnxruntime runs the models in %s on %s. "
-                "It works, slowly. onnxruntime offers %s; for %s install the matching onnxruntime build "
-                "(onnxruntime-gpu for CUDA, with the CUDA/cuDNN versions it was built for) into ComfyUI's Python. !!!",
-                asked, folder, ", ".join(got) or "CPU", ", ".join(available), asked)
+    installed = onnxruntime_distributions()
+    if len(installed) > 1:
+        fix = (f"{' and '.join(installed)} are all installed and the CPU build shadows the GPU one: "
+               f"python -m pip uninstall -y {' '.join(installed)} && python -m pip install onnxruntime-gpu "
+               "(insightface 2.x pulls in the CPU build; install onnxruntime-gpu after it)")
+    else:
+        fix = (f"install the onnxruntime build for {asked} into ComfyUI's Python (onnxruntime-gpu for CUDA, "
+               "with the CUDA/cuDNN versions it was built for)")
+    log.warning("RealisID: !!! face analysis asked for %s but onnxruntime runs the models in %s on %s "
+                "(onnxruntime offers %s). It works, slowly. Fix: %s. !!!",
+                asked, folder, ", ".join(got) or "CPU", ", ".join(available), fix)
 
 
 @dataclass(frozen=True)

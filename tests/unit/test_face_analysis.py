@@ -135,6 +135,15 @@ def test_gpu_provider_falling_back_to_cpu_is_said_loudly(caplog):
     release(analyzer.key)
 
 
+def test_both_onnxruntime_builds_installed_is_named_with_the_fix(caplog, monkeypatch):
+    monkeypatch.setattr(face_analyzer, "onnxruntime_distributions", lambda: ["onnxruntime", "onnxruntime-gpu"])
+    with caplog.at_level("WARNING", logger="RealisID"):
+        face_analyzer._warn_cpu_fallback("CUDAExecutionProvider", ["CPUExecutionProvider"], "f", ["CPUExecutionProvider"])
+    message = caplog.records[-1].message
+    assert "onnxruntime and onnxruntime-gpu are all installed" in message
+    assert "pip uninstall -y onnxruntime onnxruntime-gpu && python -m pip install onnxruntime-gpu" in message
+
+
 def test_missing_pack_names_folder_and_files(tmp_path):
     with pytest.raises(RealisIDInputError) as err:
         find_pack_folder([str(tmp_path)], "antelopev2", "RealisID Face Analysis Loader")
