@@ -166,3 +166,18 @@ def test_controls_are_loaded_with_the_unet(comfy, faces):
     control = local(comfy, faces)[0][0][1]["control"]
     assert control.get_models() == [comfy["nets"]["sd15_cn"].control_model_wrapped]
     assert control.copy().spec is control.spec
+
+
+def test_fewer_hints_than_faces_is_a_clear_error(comfy, faces):
+    errors = pack_module("realisid_core.errors")
+    with pytest.raises(errors.RealisIDInputError, match=r"input 'hints': 1 hint images for 2 faces.*Fix: give exactly one hint per face"):
+        host_node("RealisID_ApplyLocalBranch").apply(comfy["positive"], comfy["negative"], comfy["nets"]["sd15_cn"],
+                                                     faces["locations"], faces["hints"][:1], 1.0, 0.0, 1.0, 32, 1.6, 0.15)
+
+
+def test_a_controlnet_that_is_not_sd_style_is_refused_at_apply(comfy, faces):
+    errors = pack_module("realisid_core.errors")
+    from comfy.controlnet import ControlLora
+    with pytest.raises(errors.RealisIDInputError, match="input 'control_net': this is a ControlLora"):
+        host_node("RealisID_ApplyLocalBranch").apply(comfy["positive"], comfy["negative"], ControlLora({}),
+                                                     faces["locations"], faces["hints"], 1.0, 0.0, 1.0, 32, 1.6, 0.15)
