@@ -41,8 +41,12 @@ def pack_module(name: str):
     import asyncio
 
     import nodes  # ComfyUI's nodes.py
+    import time
     key = str(REPO).replace(".", "_x_")
-    if key not in sys.modules:
-        if not asyncio.run(nodes.load_custom_node(str(REPO))):
-            raise RuntimeError("ComfyUI failed to load the RealisID pack (see the log above)")
+    for attempt in range(3):  # a working tree being edited can fail to import for a moment
+        if key in sys.modules or asyncio.run(nodes.load_custom_node(str(REPO))):
+            break
+        time.sleep(5)
+    else:
+        raise RuntimeError("ComfyUI failed to load the RealisID pack (see the log above)")
     return sys.modules[f"{key}.{name}"]

@@ -47,6 +47,7 @@ def environment(device: torch.device) -> dict:
 
 def run(options: Options, log=lambda msg: None) -> dict:
     host_dir = host.import_host(options.device)
+    host.pack_module("nodes.controls")  # load the pack first: fail before minutes of model building
     device = torch.device(options.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
