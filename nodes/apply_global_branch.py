@@ -1,5 +1,5 @@
 """RealisID Apply Global Branch: a ControlNet on the whole latent with the location guidance as hint."""
-from .conditioning import attach_control
+from .conditioning import STRENGTH_AND_WINDOW, attach_control, chain_control
 from .controls import GlobalBranchControl, GlobalBranchSpec, controlnet_layout
 
 NODE = GlobalBranchControl.node_name
@@ -13,9 +13,7 @@ class RealisIDApplyGlobalBranch:
             "negative": ("CONDITIONING",),
             "control_net": ("CONTROL_NET", {"tooltip": "The RealisID global-branch ControlNet (models/controlnet)."}),
             "guidance": ("IMAGE", {"tooltip": "Location guidance from RealisID Location Guidance."}),
-            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}),
-            "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}),
-            "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+            **STRENGTH_AND_WINDOW,
         }, "optional": {
             "identity": ("REALISID_ID_TOKENS", {"tooltip": "Identity tokens the global branch attends to "
                                                 "instead of the prompt (all identities, in face order)."}),
@@ -37,13 +35,8 @@ class RealisIDApplyGlobalBranch:
             tokens = tokens.reshape(1, -1, tokens.shape[-1])
         spec = GlobalBranchSpec(identity=tokens)
         hint = guidance.movedim(-1, 1)
-
-        def make(previous):
-            control = GlobalBranchControl.from_controlnet(control_net, spec)
-            control.set_cond_hint(hint, strength, (start_percent, end_percent))
-            return control.set_previous_controlnet(previous)
-
-        return attach_control(positive, negative, make)
+        return attach_control(positive, negative, chain_control(GlobalBranchControl, control_net, spec, hint, strength,
+                                                                start_percent, end_percent))
 
 
 NODE_CLASS_MAPPINGS = {"RealisID_ApplyGlobalBranch": RealisIDApplyGlobalBranch}

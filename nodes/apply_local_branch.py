@@ -1,7 +1,7 @@
 """RealisID Apply Local Branch: identity and pose-expression control at full detail on every face."""
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.local_branch import LocalBranchSettings
-from .conditioning import attach_control
+from .conditioning import STRENGTH_AND_WINDOW, attach_control, chain_control
 from .controls import LocalBranchControl, LocalBranchSpec, controlnet_layout
 
 NODE = LocalBranchControl.node_name
@@ -18,9 +18,7 @@ class RealisIDApplyLocalBranch:
             "face_locations": ("FACE_LOCATIONS",),
             "hints": ("IMAGE", {"tooltip": "One pose-expression hint per face, in face order, drawn in the "
                                            "face's crop frame (RealisID Pose & Expression)."}),
-            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}),
-            "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}),
-            "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+            **STRENGTH_AND_WINDOW,
             "working_size": ("INT", {"default": 0, "min": 0, "max": 256, "step": 8,
                                      "tooltip": "Side of every face crop in latent cells (0 = auto: 64 for "
                                                 "SD1.5, 128 for SDXL). Hints are used at 8× this."}),
@@ -57,13 +55,8 @@ class RealisIDApplyLocalBranch:
                                      "use 0 (auto), 64 for SD1.5 or 128 for SDXL")
         settings = LocalBranchSettings(working_size or DEFAULT_WORKING_SIZE.get(layout.context_dim, 64), margin, feather)
         spec = LocalBranchSpec(faces, hints.movedim(-1, 1), tokens, settings)
-
-        def make(previous):
-            control = LocalBranchControl.from_controlnet(control_net, spec)
-            control.set_cond_hint(spec.hints, strength, (start_percent, end_percent))
-            return control.set_previous_controlnet(previous)
-
-        return attach_control(positive, negative, make)
+        return attach_control(positive, negative, chain_control(LocalBranchControl, control_net, spec, spec.hints, strength,
+                                                                start_percent, end_percent))
 
 
 NODE_CLASS_MAPPINGS = {"RealisID_ApplyLocalBranch": RealisIDApplyLocalBranch}

@@ -3,6 +3,21 @@ from __future__ import annotations
 
 from typing import Callable
 
+STRENGTH_AND_WINDOW = {
+    "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}),
+    "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+    "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+}
+
+
+def chain_control(control_cls, control_net, spec, hint, strength, start_percent, end_percent):
+    """attach_control's factory for a RealisID control of `control_cls` after a previous control."""
+    def make(previous):
+        control = control_cls.from_controlnet(control_net, spec)
+        control.set_cond_hint(hint, strength, (start_percent, end_percent))
+        return control.set_previous_controlnet(previous)
+    return make
+
 
 def attach_control(positive, negative, make_control: Callable[[object], object]):
     """Chain a new control after each entry's existing one, for both conditionings.

@@ -16,13 +16,18 @@ REPO = Path(__file__).resolve().parents[1]
 NEGATIVE = "blurry, lowres, deformed face, extra fingers, watermark, text"
 
 
-def two_people(g):
-    """Two people from their photos, placed by numbers, posed and expressed like a driving photo."""
+def start(g, prompt):
+    """Checkpoint, prompts and face analyzer every example begins with."""
     ckpt = g.node("CheckpointLoaderSimple", ckpt_name="v1-5-pruned-emaonly.safetensors")
-    positive = g.node("CLIPTextEncode", clip=ckpt.out(1),
-                      text="two friends laughing on a park bench, candid photo, natural light, 50mm").out(0)
+    positive = g.node("CLIPTextEncode", clip=ckpt.out(1), text=prompt).out(0)
     negative = g.node("CLIPTextEncode", clip=ckpt.out(1), text=NEGATIVE).out(0)
     analyzer = g.node("RealisID_FaceAnalysisLoader", pack="antelopev2", provider="auto", detection_size="640").out(0)
+    return ckpt, positive, negative, analyzer
+
+
+def two_people(g):
+    """Two people from their photos, placed by numbers, posed and expressed like a driving photo."""
+    ckpt, positive, negative, analyzer = start(g, "two friends laughing on a park bench, candid photo, natural light, 50mm")
     people = []
     for n in (1, 2):
         photos = g.node("LoadImage", image=f"realisid_person_{n}.png").out(0)
@@ -35,11 +40,7 @@ def two_people(g):
 
 def small_face(g):
     """One person as a small face in a wide shot: the local branch keeps the identity at 60 pixels."""
-    ckpt = g.node("CheckpointLoaderSimple", ckpt_name="v1-5-pruned-emaonly.safetensors")
-    positive = g.node("CLIPTextEncode", clip=ckpt.out(1),
-                      text="a woman hiking on a mountain ridge, wide shot, golden hour, photo").out(0)
-    negative = g.node("CLIPTextEncode", clip=ckpt.out(1), text=NEGATIVE).out(0)
-    analyzer = g.node("RealisID_FaceAnalysisLoader", pack="antelopev2", provider="auto", detection_size="640").out(0)
+    ckpt, positive, negative, analyzer = start(g, "a woman hiking on a mountain ridge, wide shot, golden hour, photo")
     photos = g.node("LoadImage", image="realisid_person_1.png").out(0)
     identity = g.node("RealisID_Identity", analyzer=analyzer, images=photos, photo_without_face="error").out(0)
     projector = g.node("RealisID_IDProjectorLoader", projector_name="realisid_id_projector_sd15.safetensors").out(0)
