@@ -87,6 +87,18 @@ class RealisIDControl(comfy.controlnet.ControlNet):
         self.unet_layout = None
         super().cleanup()
 
+    # Latents are whole cells of 8 pixels, so a picture's aspect and its latent's differ a little.
+    ASPECT_TOLERANCE = 0.03
+
+    def _check_aspect(self, x_noisy, width: int, height: int, input_name: str):
+        """Refuse locations or guidance made for a picture of another shape than the latent being sampled."""
+        latent_h, latent_w = x_noisy.shape[-2:]
+        if abs((width / height) / (latent_w / latent_h) - 1) > self.ASPECT_TOLERANCE:
+            raise RealisIDInputError(
+                self.node_name, input_name, f"it was made for a {width}×{height} picture but the latent being sampled "
+                f"is {latent_w}×{latent_h} cells (about {latent_w * 8}×{latent_h * 8} pixels), another shape",
+                "give RealisID Location Guidance the width and height of the picture you generate")
+
     def _compute_dtype(self):
         return self.manual_cast_dtype if self.manual_cast_dtype is not None else self.control_model.dtype
 
@@ -124,6 +136,7 @@ class GlobalBranchControl(RealisIDControl):
     def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
         previous = self.previous_controlnet
         control_prev = self._previous_control(x_noisy, t, cond, batched_number, transformer_options)
+        self._check_aspect(x_noisy, self.cond_hint_original.shape[-1], self.cond_hint_original.shape[-2], "guidance")
         if self.spec.identity is not None:
             cond = {**cond, "crossattn_controlnet": self.spec.identity.expand(x_noisy.shape[0], -1, -1)}
         self.previous_controlnet = None  # the parent would pass our cond (and identity) down the chain
@@ -157,6 +170,7 @@ class LocalBranchControl(RealisIDControl):
             return control_prev
 
         spec, dtype, device = self.spec, self._compute_dtype(), x_noisy.device
+        self._check_aspect(x_noisy, spec.locations.width, spec.locations.height, "face_locations")
         faces = spec.locations.count
         size = spec.settings.working_size
         hint = self._hint(size * 8, device, dtype)

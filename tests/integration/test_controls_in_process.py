@@ -53,7 +53,7 @@ def residuals(comfy, conditioning, sigma=SIGMA, x=None):
     base = comfy["model"].model
     control = conditioning[0][1]["control"]
     control.pre_run(base, lambda p: base.model_sampling.percent_to_sigma(p))
-    x = torch.randn(1, 4, 12, 16, generator=torch.Generator().manual_seed(1)) if x is None else x
+    x = torch.randn(1, 4, 12, 16, generator=torch.Generator().manual_seed(1)) if x is None else x  # 128×96 px
     cond = {"c_crossattn": conditioning[0][0]}
     try:
         return control.get_control(x, torch.tensor([sigma]), cond, 1, {})
@@ -181,3 +181,14 @@ def test_a_controlnet_that_is_not_sd_style_is_refused_at_apply(comfy, faces):
     with pytest.raises(errors.RealisIDInputError, match="input 'control_net': this is a ControlLora"):
         host_node("RealisID_ApplyLocalBranch").apply(comfy["positive"], comfy["negative"], ControlLora({}),
                                                      faces["locations"], faces["hints"], 1.0, 0.0, 1.0, 32, 1.6, 0.15)
+
+
+def test_locations_or_guidance_for_a_picture_of_another_shape_are_refused(comfy, faces):
+    errors = pack_module("realisid_core.errors")
+    square = torch.randn(1, 4, 16, 16)
+    with pytest.raises(errors.RealisIDInputError, match=r"input 'face_locations': it was made for a 128×96 picture "
+                                                        r"but the latent being sampled is 16×16 cells"):
+        residuals(comfy, local(comfy, faces)[0], x=square)
+    with pytest.raises(errors.RealisIDInputError, match=r"RealisID Apply Global Branch: input 'guidance': it was made for a 128×96"):
+        residuals(comfy, global_(comfy, faces)[0], x=square)
+    assert residuals(comfy, local(comfy, faces)[0], x=torch.randn(1, 4, 24, 32)) is not None  # same shape, twice the size
