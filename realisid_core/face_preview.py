@@ -9,7 +9,7 @@ from .optional import require
 
 def draw_faces(bgr: np.ndarray, faces: list[DetectedFace], selected: set[int] = frozenset()) -> np.ndarray:
     """[H, W, 3] uint8 RGB: every face's box and index; selected faces (by id()) in green, others grey."""
-    cv2 = require("cv2", "RealisID Face Analysis", "opencv-python-headless")
+    cv2 = require("cv2", "RealisID Face Analysis", "opencv-python")
     canvas = np.ascontiguousarray(bgr[..., ::-1])
     thickness = max(1, round(max(canvas.shape[:2]) / 400))
     for i, face in enumerate(left_to_right(faces)):

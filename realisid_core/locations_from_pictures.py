@@ -29,7 +29,7 @@ def locations_from_mask(mask: torch.Tensor, node: str, input_name: str = "mask",
 
     Each region's bounding box is its location; regions under `min_area` of the picture are specks and ignored.
     """
-    cv2 = require("cv2", node, "opencv-python-headless")
+    cv2 = require("cv2", node, "opencv-python")
     m = mask.detach().cpu().float()
     if m.ndim == 3:
         m = m[0]

@@ -88,7 +88,7 @@ def to_crop_frame(points: np.ndarray, x0: float, y0: float, side: float, size: i
 
 
 def _draw(canvas: np.ndarray, points: np.ndarray, layout: str, size: int) -> np.ndarray:
-    cv2 = require("cv2", "RealisID Pose & Expression", "opencv-python-headless")
+    cv2 = require("cv2", "RealisID Pose & Expression", "opencv-python")
     n = _layout_size(layout)
     points = np.asarray(points, np.float64)[:, :2]
     if points.shape[0] != n:
@@ -114,7 +114,7 @@ def render_pose(points: np.ndarray, size: int, layout: str = LAYOUTS[0]) -> np.n
 def render_pose_preview(placed: list[np.ndarray], locations: FaceLocations, margin: float = 1.6,
                         layout: str = LAYOUTS[0]) -> np.ndarray:
     """The retargeted faces drawn on the whole picture, with each face's crop square: [H, W, 3] uint8 RGB."""
-    cv2 = require("cv2", "RealisID Pose & Expression", "opencv-python-headless")
+    cv2 = require("cv2", "RealisID Pose & Expression", "opencv-python")
     width, height = locations.width, locations.height
     canvas = np.zeros((height, width, 3), np.uint8)
     regions = regions_from_locations(locations, height, width, margin)
