@@ -192,3 +192,13 @@ def test_locations_or_guidance_for_a_picture_of_another_shape_are_refused(comfy,
     with pytest.raises(errors.RealisIDInputError, match=r"RealisID Apply Global Branch: input 'guidance': it was made for a 128×96"):
         residuals(comfy, global_(comfy, faces)[0], x=square)
     assert residuals(comfy, local(comfy, faces)[0], x=torch.randn(1, 4, 24, 32)) is not None  # same shape, twice the size
+
+
+def test_interrupt_stops_the_local_branch(comfy, faces):
+    import comfy.model_management as mm
+    mm.interrupt_current_processing(True)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            residuals(comfy, local(comfy, faces)[0])
+    finally:
+        mm.interrupt_current_processing(False)
