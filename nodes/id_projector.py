@@ -19,7 +19,8 @@ def _patcher_for(path):
     load_device = comfy.model_management.get_torch_device()
     key = (os.path.realpath(path), os.path.getmtime(path), str(load_device))
     return _patchers.get(key, lambda: comfy.model_patcher.ModelPatcher(
-        load_projector(path, LOADER), load_device=load_device, offload_device=comfy.model_management.unet_offload_device()))
+        load_projector(path, LOADER), load_device=load_device, offload_device=comfy.model_management.unet_offload_device()),
+        f"the model patcher of ID projector {os.path.basename(path)} ({load_device})")
 
 
 class RealisIDIDProjectorLoader:

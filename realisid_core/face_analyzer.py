@@ -159,7 +159,7 @@ def get_analyzer(folder: str, pack: str, provider: str = "auto", detection_size:
         log.info("RealisID: loading face analysis pack %s from %s (%s, detection size %d)",
                  pack, key.folder, ", ".join(providers), detection_size)
         return FaceAnalyzer(key, pack, node)
-    return _analyzers.get(key, load)
+    return _analyzers.get(key, load, f"face analysis pack {pack} ({', '.join(providers)}, detection size {detection_size})")
 
 
 def cached_analyzers() -> list[AnalyzerKey]:

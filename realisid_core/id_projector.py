@@ -63,8 +63,8 @@ def load_projector(path: str, node: str = "RealisID ID Projector Loader") -> IDP
     from safetensors.torch import load_file
 
     key = (os.path.realpath(path), os.path.getmtime(path))
-    return _projectors.get(key, lambda: projector_from_state_dict(load_file(path, device="cpu"),
-                                                                  os.path.basename(path), node))
+    return _projectors.get(key, lambda: projector_from_state_dict(load_file(path, device="cpu"), os.path.basename(path),
+                                                                  node), f"ID projector {os.path.basename(path)}")
 
 
 def project(projector: IDProjector, identity: Identity, node: str, device=None, dtype=torch.float32) -> IdentityTokens:

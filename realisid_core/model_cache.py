@@ -7,11 +7,13 @@ freed instead of living on in a private global.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from typing import Callable, Hashable, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("RealisID")
 
 
 class SharedModels:
@@ -21,12 +23,14 @@ class SharedModels:
         self._models: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, load: Callable[[], T]) -> T:
+    def get(self, key: Hashable, load: Callable[[], T], name: str = "model") -> T:
+        """The model for `key`, loaded by `load()` unless a copy is still in use; `name` is for the log."""
         with self._lock:
             model = self._models.get(key)
             if model is None:
                 model = load()
                 self._models[key] = model
+                weakref.finalize(model, log.info, "RealisID: released %s (no node uses it any more)", name)
             return model
 
     def keys(self) -> list:

@@ -14,42 +14,13 @@ from tools.workflow_format import ui_to_api
 
 pytest.importorskip("insightface")
 pytest.importorskip("onnx")
-skimage_data = pytest.importorskip("skimage.data")
+pytest.importorskip("skimage.data")
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 EXAMPLES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 FAST = {"EmptyLatentImage": {"width": 128, "height": 96}, "RealisID_LocationGuidance": {"width": 128, "height": 96},
         "KSampler": {"steps": 2}, "RealisID_ApplyLocalBranch": {"working_size": 32},
         "RealisID_PoseExpression": {"hint_size": 256}}
-
-
-@pytest.fixture(scope="module")
-def workflow_server(server, tiny, tmp_path_factory):
-    """The test server, given every file the example workflows name."""
-    import torch
-    from safetensors.torch import save_file
-
-    from fixtures.fake_insightface import fake_insightface_root, paint_face
-    from fixtures.host import pack_module
-    links = {"checkpoints/v1-5-pruned-emaonly.safetensors": tiny["sd15"],
-             "controlnet/realisid_local_sd15.safetensors": tiny["sd15_cn"],
-             "controlnet/realisid_global_sd15.safetensors": tiny["sd15_cn_b"],
-             "insightface/models/antelopev2": Path(fake_insightface_root()) / "models" / "antelopev2"}
-    projector = tmp_path_factory.mktemp("projector") / "projector.safetensors"
-    torch.manual_seed(0)
-    weights = pack_module("realisid_core.id_projector").IDProjector(512, 4, 768).state_dict()
-    save_file({k: v.contiguous() for k, v in weights.items()}, str(projector))
-    links["realisid/realisid_id_projector_sd15.safetensors"] = projector
-    for name, source in links.items():
-        target = server.models / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            target.symlink_to(source)
-    astronaut = np.ascontiguousarray(skimage_data.astronaut()[..., ::-1])
-    for name, (cx, cy, side) in {"realisid_person_1.png": (384, 128, 60), "realisid_person_2.png": (128, 384, 56),
-                                 "realisid_pose.png": (256, 256, 64)}.items():
-        Image.fromarray(paint_face(astronaut, cx, cy, side)[..., ::-1]).save(server.root / "input" / name)
-    return server
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
