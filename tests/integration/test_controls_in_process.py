@@ -78,6 +78,14 @@ def test_local_global_and_plain_controlnet_sum_exactly(comfy, faces):
     assert_sum(residuals(comfy, chain), alone)
 
 
+def test_strength_scales_each_branch(comfy, faces):
+    for apply in (lambda s: local(comfy, faces, strength=s)[0], lambda s: global_(comfy, faces, strength=s)[0]):
+        full, scaled = residuals(comfy, apply(1.0)), residuals(comfy, apply(0.7))
+        for key in ("output", "middle"):
+            for a, b in zip(full[key], scaled[key]):
+                torch.testing.assert_close(b, 0.7 * a, atol=1e-6, rtol=1e-5)
+
+
 def test_local_residuals_stay_inside_the_face_regions(comfy, faces):
     geometry = pack_module("realisid_core.geometry")
     out = residuals(comfy, local(comfy, faces, feather=0.0)[0])
