@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from .timing import paired_ratio
+
 GLUE_TARGET = 0.03
 BATCHING_TARGET = 0.70  # batched F=4 / 4 sequential forwards, on a GPU
 BATCHING_FACES = 4
@@ -24,18 +26,19 @@ def build_rows(results: dict) -> list[dict]:
     unet = step["unet"]["median_ms"]
     rows = [_row("step", "U-Net alone", unet, 1.0, "U-Net"),
             _row("step", "U-Net + global branch", step["unet_global"]["median_ms"],
-                 step["unet_global"]["median_ms"] / unet, "U-Net")]
+                 paired_ratio(step["unet_global"], step["unet"]), "U-Net")]
     for faces, local in sorted(step["local"].items(), key=lambda kv: int(kv[0])):
         b, s, g = local["batched"]["median_ms"], local["sequential"]["median_ms"], local["glue"]
+        batching = paired_ratio(local["batched"], local["sequential"])
         rows.append(_row("step", f"local branch, F={faces}, batched ({local['batched']['forwards']} forward)", b,
                          b / unet, "U-Net"))
         target = ""
         status = ""
         if int(faces) == BATCHING_FACES:
             target = f"≤ {BATCHING_TARGET:.2f}" + ("" if gpu else " (GPU target)")
-            status = _status(b / s <= BATCHING_TARGET)
+            status = _status(batching <= BATCHING_TARGET)
         rows.append(_row("step", f"local branch, F={faces}, sequential ({local['sequential']['forwards']} forwards)",
-                         s, b / s, "batched / sequential", target, status))
+                         s, batching, "batched / sequential", target, status))
         rows.append(_row("step", f"glue (crop, hints, paste, merge), F={faces}", g["median_ms"], g["share"],
                          "share of the local branch", f"≤ {GLUE_TARGET:.0%}", _status(g["share"] <= GLUE_TARGET)))
     p = results["passes"]
@@ -43,10 +46,11 @@ def build_rows(results: dict) -> list[dict]:
                      p["base"]["median_ms"], p["base"]["median_ms"] / unet, "U-Net step"))
     for faces in sorted(p["realisid"], key=int):
         r, d = p["realisid"][faces]["median_ms"], p["detailer_route"][faces]["median_ms"]
+        ratio = paired_ratio(p["realisid"][faces], p["detailer_route"][faces])
         rows.append(_row("pass", f"detailer route, F={faces}: base pass + {faces} face pass(es)", d,
                          d / p["base"]["median_ms"], "base pass"))
-        rows.append(_row("pass", f"RealisID pass, F={faces} (U-Net + global + local)", r, r / d,
-                         "RealisID / detailer route", f"< {PASS_TARGET:.2f}", _status(r / d < PASS_TARGET)))
+        rows.append(_row("pass", f"RealisID pass, F={faces} (U-Net + global + local)", r, ratio,
+                         "RealisID / detailer route", f"< {PASS_TARGET:.2f}", _status(ratio < PASS_TARGET)))
     mem = results.get("memory")
     if mem:
         first = None

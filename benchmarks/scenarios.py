@@ -128,42 +128,40 @@ def per_step(setup: Setup, faces_list: list[int], log) -> dict:
     x = setup.tensor(BATCH, 4, setup.latent, setup.latent)
     sigma = torch.full((BATCH,), float(setup.sigmas()[0]), device=setup.device)
     cond = setup.cond()
-    out = {}
-    log("U-Net alone")
-    out["unet"] = timing.time_call(lambda: step(setup, x, sigma, cond), setup.device, setup.repeats)
-    log("U-Net + global branch")
     glob = global_control(setup)
-    out["unet_global"] = timing.time_call(lambda: step(setup, x, sigma, cond, glob), setup.device, setup.repeats)
-    out["global_alone"] = timing.time_call(lambda: glob.get_control(x, sigma, cond, BATCH, {}), setup.device,
-                                           setup.repeats)
+    log("U-Net alone, U-Net + global branch, global branch alone")
+    out = timing.time_paired({"unet": lambda: step(setup, x, sigma, cond),
+                              "unet_global": lambda: step(setup, x, sigma, cond, glob),
+                              "global_alone": lambda: glob.get_control(x, sigma, cond, BATCH, {})},
+                             setup.device, setup.repeats)
     out["local"] = {}
     for faces in faces_list:
-        log(f"local branch, {faces} face(s)")
-        watch = timing.Stopwatch(setup.device)
+        log(f"local branch, {faces} face(s), batched and sequential")
+        watch, seq_watch = timing.Stopwatch(setup.device), timing.Stopwatch(setup.device)
         batched = local_control(setup, faces)
         batched.control_model = TimedModule(batched.control_model, watch)
-        batched.get_control(x, sigma, cond, BATCH, {})  # warm-up (hint preparation is cached after it)
-        totals, glue = [], []
-        with torch.inference_mode():
-            for _ in range(max(1, setup.repeats)):
-                watch.reset()
-                timing.sync(setup.device)
-                start = time.perf_counter()
-                batched.get_control(x, sigma, cond, BATCH, {})
-                timing.sync(setup.device)
-                total = (time.perf_counter() - start) * 1000
-                totals.append(total)
-                glue.append(total - watch.ms)
-        forwards = watch.calls
         seq = local_control(setup, faces, sequential=True)
-        seq_watch = timing.Stopwatch(setup.device)
         seq.control_model = TimedModule(seq.control_model, seq_watch)
-        sequential = timing.time_call(lambda: seq.get_control(x, sigma, cond, BATCH, {}), setup.device, setup.repeats)
+        forward_ms, forwards = [], {}
+
+        def run_batched():
+            watch.reset()
+            batched.get_control(x, sigma, cond, BATCH, {})
+            forward_ms.append(watch.ms)
+            forwards["batched"] = watch.calls
+
+        def run_sequential():
+            seq_watch.reset()
+            seq.get_control(x, sigma, cond, BATCH, {})
+            forwards["sequential"] = seq_watch.calls
+        t = timing.time_paired({"batched": run_batched, "sequential": run_sequential}, setup.device, setup.repeats)
+        totals = t["batched"]["runs_ms"]
+        glue = [total - fwd for total, fwd in zip(totals, forward_ms[-len(totals):])]
         out["local"][faces] = {
-            "batched": {"median_ms": statistics.median(totals), "runs_ms": totals, "forwards": forwards},
+            "batched": {**t["batched"], "forwards": forwards["batched"]},
+            "sequential": {**t["sequential"], "forwards": forwards["sequential"]},
             "glue": {"median_ms": statistics.median(glue), "runs_ms": glue,
-                     "share": statistics.median(g / t for g, t in zip(glue, totals))},
-            "sequential": {**sequential, "forwards": seq_watch.calls // (1 + max(1, setup.repeats))},
+                     "share": statistics.median(g / total for g, total in zip(glue, totals))},
         }
     return out
 
@@ -196,15 +194,12 @@ def passes(setup: Setup, faces_list: list[int], log) -> dict:
 
     start = setup.tensor(1, 4, setup.latent, setup.latent)
     base_x = start.expand(BATCH, -1, -1, -1).clone()
-    log("base pass (detailer route)")
     base_control = global_control(setup)
-    out = {"base": timing.time_call(lambda: sample(base_x, base_control), setup.device, repeats, warmup=0)}
     det = detailer_control(setup)
-    out["realisid"], out["detailer_faces"], out["detailer_route"] = {}, {}, {}
+    out = {"base": {"runs_ms": []}, "realisid": {}, "detailer_faces": {}, "detailer_route": {}}
     for faces in faces_list:
         log(f"RealisID pass and {faces} detailer pass(es)")
         chain = local_control(setup, faces, previous=global_control(setup))
-        out["realisid"][faces] = timing.time_call(lambda: sample(base_x, chain), setup.device, repeats, warmup=0)
         regions = geometry.regions_from_locations(face_locations(faces, setup.resolution), setup.latent,
                                                   setup.latent, 1.6)
 
@@ -216,9 +211,24 @@ def passes(setup: Setup, faces_list: list[int], log) -> dict:
                 done = sample(crop.expand(BATCH, -1, -1, -1).clone(), det)
                 _paste_latent(latent, done[:1], region)
             return latent
-        face_passes = timing.time_call(detail_all, setup.device, repeats, warmup=0)
-        out["detailer_faces"][faces] = face_passes
-        out["detailer_route"][faces] = {"median_ms": out["base"]["median_ms"] + face_passes["median_ms"]}
+        parts = {"base": [], "faces": []}
+
+        def detailer_route():
+            t0 = time.perf_counter()
+            sample(base_x, base_control)
+            timing.sync(setup.device)
+            t1 = time.perf_counter()
+            detail_all()
+            timing.sync(setup.device)
+            parts["base"].append((t1 - t0) * 1000)
+            parts["faces"].append((time.perf_counter() - t1) * 1000)
+
+        t = timing.time_paired({"realisid": lambda: sample(base_x, chain), "detailer_route": detailer_route},
+                               setup.device, repeats, warmup=0)
+        out["realisid"][faces], out["detailer_route"][faces] = t["realisid"], t["detailer_route"]
+        out["detailer_faces"][faces] = {"median_ms": statistics.median(parts["faces"]), "runs_ms": parts["faces"]}
+        out["base"]["runs_ms"] += parts["base"]
+    out["base"]["median_ms"] = statistics.median(out["base"]["runs_ms"])
     return out
 
 
