@@ -19,7 +19,7 @@ import comfy.model_management
 import comfy.utils
 
 from ..realisid_core.errors import RealisIDInputError
-from ..realisid_core.local_branch import LocalBranchSettings, crop_index, run_local_branch
+from ..realisid_core.local_branch import LocalBranchSettings, crop_index, plan_local_branch, run_local_branch
 from ..realisid_core.locations import FaceLocations
 from ..realisid_core.residuals import add_residuals
 from ..realisid_core.unet_layout import (ControlLayout, layout_from_config, layout_from_controlnet, mismatch,
@@ -189,8 +189,22 @@ class LocalBranchControl(RealisIDControl):
                                       **{k: v[b] for k, v in extra.items()})
 
         control = run_local_branch(x_in, spec.locations, run, spec.settings, self._max_crops(device, dtype, size),
-                                   on_chunk=comfy.model_management.throw_exception_if_processing_interrupted)
+                                   on_chunk=comfy.model_management.throw_exception_if_processing_interrupted,
+                                   plan=self._plan(x_noisy, dtype))
         return self._checked(self.control_merge(control, control_prev, output_dtype=None), x_noisy)
+
+    def _plan(self, x_noisy, dtype):
+        """Crop/paste weights for this latent size, kept across steps (sampling keeps the size)."""
+        height, width = x_noisy.shape[-2:]
+        plan = getattr(self, "region_plan", None)
+        if plan is None or not plan.fits(height, width, dtype, x_noisy.device):
+            plan = self.region_plan = plan_local_branch(self.spec.locations, self.spec.settings, height, width,
+                                                        dtype, x_noisy.device)
+        return plan
+
+    def cleanup(self):
+        self.region_plan = None
+        super().cleanup()
 
     def _hint(self, pixels, device, dtype):
         hint = self.cond_hint

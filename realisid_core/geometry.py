@@ -90,11 +90,7 @@ def crop_regions(x: torch.Tensor, regions: SquareRegions, size: int) -> torch.Te
 
     x: [B, C, H, W] → [B*F, C, size, size], ordered latent-major (b0f0, b0f1, …, b1f0, …).
     """
-    b, c, h, w = x.shape
-    wy = _crop_axis_weights(h, regions.y0, regions.side, size).to(x)
-    wx = _crop_axis_weights(w, regions.x0, regions.side, size).to(x)
-    crops = torch.einsum("fsh,bchw,ftw->bfcst", wy, x, wx)
-    return crops.reshape(b * regions.count, c, size, size)
+    return RegionPlan(regions, size, x.shape[-2], x.shape[-1], dtype=x.dtype, device=x.device).crop(x)
 
 
 def feather_mask(size: int, feather: float, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -105,12 +101,70 @@ def feather_mask(size: int, feather: float, dtype=torch.float32, device=None) ->
     return (ramp[:, None] * ramp[None, :]).to(dtype)
 
 
-def _paste_axis_weights(start: float, extent: float, n_src: int, lo: int, hi: int) -> torch.Tensor:
-    """[hi-lo, n_src] overlap lengths of cells [lo, hi) with the n_src pixels tiling [start, start+extent)."""
-    step = extent / n_src
-    pix_lo = start + step * torch.arange(n_src, dtype=torch.float64)
-    cells = torch.arange(lo, hi, dtype=torch.float64)[:, None]
-    return (torch.minimum(cells + 1, pix_lo + step) - torch.maximum(cells, pix_lo)).clamp(min=0)
+def _paste_axis_weights(start: torch.Tensor, extent: torch.Tensor, n_src: int, lo: torch.Tensor,
+                        cells: int) -> torch.Tensor:
+    """[F, cells, n_src] overlap lengths of the cells lo..lo+cells with the n_src pixels tiling [start, start+extent)."""
+    step = (extent / n_src)[:, None, None]
+    pix_lo = start[:, None, None] + step * torch.arange(n_src, dtype=torch.float64)[None, None, :]
+    cell = lo[:, None, None] + torch.arange(cells, dtype=torch.float64)[None, :, None]
+    return (torch.minimum(cell + 1, pix_lo + step) - torch.maximum(cell, pix_lo)).clamp(min=0)
+
+
+@dataclass(frozen=True)
+class LevelPaste:
+    """How one feature level of F faces' residuals lands on the latent's grid at that level."""
+
+    size: int                 # the residual's side at this level
+    resample: int             # its side after exact 2×2…k×k pooling (small regions) or bilinear up-sampling (large)
+    out_height: int
+    out_width: int
+    rows: torch.Tensor        # [F, h, resample]: overlap of each face's window rows with its pixels
+    cols: torch.Tensor        # [F, w, resample]
+    windows: tuple            # per face (i0, j0, h_f, w_f): where its window sits, clipped to the grid
+    mask: torch.Tensor        # [resample, resample] feather
+
+
+def plan_level_paste(regions: SquareRegions, working_size: int, size: int, latent_height: int, latent_width: int,
+                     feather: float, dtype=torch.float32, device=None) -> LevelPaste:
+    """The paste of residuals of side `size` (crops of `working_size`) for an H×W latent."""
+    k = halvings_between(working_size, size)
+    out_height, out_width = halve(latent_height, k), halve(latent_width, k)
+    level = regions.at_level(k, working_size, size)
+    largest = float(level.side.max())
+    if largest > size:
+        resample = math.ceil(largest)
+    else:  # pool by the largest divisor of `size` that keeps at least one pixel per cell: exact, and cheaper
+        resample = size // max(d for d in range(1, size + 1) if size % d == 0 and size // d >= largest)
+    lo_y, lo_x = level.y0.floor().clamp(min=0), level.x0.floor().clamp(min=0)
+    hi_y = (level.y0 + level.side).ceil().clamp(max=out_height)
+    hi_x = (level.x0 + level.side).ceil().clamp(max=out_width)
+    heights, widths = (hi_y - lo_y).clamp(min=0).long(), (hi_x - lo_x).clamp(min=0).long()
+    h, w = max(1, int(heights.max())), max(1, int(widths.max()))
+    rows = _paste_axis_weights(level.y0, level.side, resample, lo_y, h)
+    cols = _paste_axis_weights(level.x0, level.side, resample, lo_x, w)
+    # rows/cols past a face's clipped window would land outside the grid (or on another face's cells)
+    rows = rows * (torch.arange(h)[None, :] < heights[:, None])[..., None]
+    cols = cols * (torch.arange(w)[None, :] < widths[:, None])[..., None]
+    windows = tuple(zip(lo_y.long().tolist(), lo_x.long().tolist(), heights.tolist(), widths.tolist()))
+    return LevelPaste(size, resample, out_height, out_width, rows.to(device, dtype), cols.to(device, dtype),
+                      windows, feather_mask(resample, feather, dtype=dtype, device=device))
+
+
+def apply_level_paste(residual: torch.Tensor, plan: LevelPaste) -> torch.Tensor:
+    """[B*F, C, n, n] per-face residuals → [B, C, out_height, out_width], summed over faces."""
+    faces = plan.rows.shape[0]
+    bf, c, n, _ = residual.shape
+    if plan.resample > n:
+        residual = F.interpolate(residual, size=(plan.resample,) * 2, mode="bilinear", align_corners=False)
+    elif plan.resample < n:
+        residual = F.avg_pool2d(residual, n // plan.resample)
+    r = residual.reshape(bf // faces, faces, c, plan.resample, plan.resample) * plan.mask
+    windows = torch.einsum("fhp,bfcpq,fwq->fbchw", plan.rows, r, plan.cols)
+    out = residual.new_zeros(bf // faces, c, plan.out_height, plan.out_width)
+    for f, (i0, j0, h, w) in enumerate(plan.windows):  # a few slice adds; deterministic where faces overlap
+        if h and w:
+            out[:, :, i0:i0 + h, j0:j0 + w] += windows[f, :, :, :h, :w]
+    return out
 
 
 def paste_regions(residual: torch.Tensor, regions: SquareRegions, working_size: int,
@@ -124,28 +178,37 @@ def paste_regions(residual: torch.Tensor, regions: SquareRegions, working_size: 
     (feathered) residual over its area, so a constant residual integrates to the region's
     area even when the region is smaller than one cell; regions are clipped at the border.
     """
-    n = residual.shape[-1]
-    k = halvings_between(working_size, n)
-    out_height, out_width = halve(latent_height, k), halve(latent_width, k)
-    regions = regions.at_level(k, working_size, n)
-    nf = regions.count
-    bf, c, n, _ = residual.shape
-    b = bf // nf
-    per_face = residual.reshape(b, nf, c, n, n)
-    out = residual.new_zeros(b, c, out_height, out_width)
-    for f in range(nf):
-        x0, y0, side = float(regions.x0[f]), float(regions.y0[f]), float(regions.side[f])
-        r = per_face[:, f]
-        if side > n:  # region covers more cells than the residual has pixels: up-sample first
-            m = math.ceil(side)
-            r = F.interpolate(r, size=(m, m), mode="bilinear", align_corners=False)
-        m = r.shape[-1]
-        r = r * feather_mask(m, feather, dtype=r.dtype, device=r.device)
-        i0, i1 = max(0, math.floor(y0)), min(out_height, math.ceil(y0 + side))
-        j0, j1 = max(0, math.floor(x0)), min(out_width, math.ceil(x0 + side))
-        if i1 <= i0 or j1 <= j0:
-            continue
-        wy = _paste_axis_weights(y0, side, m, i0, i1).to(r)
-        wx = _paste_axis_weights(x0, side, m, j0, j1).to(r)
-        out[:, :, i0:i1, j0:j1] += torch.einsum("hp,bcpq,wq->bchw", wy, r, wx)
-    return out
+    plan = plan_level_paste(regions, working_size, residual.shape[-1], latent_height, latent_width, feather,
+                            residual.dtype, residual.device)
+    return apply_level_paste(residual, plan)
+
+
+class RegionPlan:
+    """Crop and paste weights of F regions for one latent size, computed once and reused every step."""
+
+    def __init__(self, regions: SquareRegions, working_size: int, latent_height: int, latent_width: int,
+                 feather: float = 0.0, dtype=torch.float32, device=None):
+        self.regions, self.working_size, self.feather = regions, working_size, feather
+        self.latent_size = (latent_height, latent_width)
+        self.dtype, self.device = dtype, device
+        self._crop_rows = _crop_axis_weights(latent_height, regions.y0, regions.side, working_size).to(device, dtype)
+        self._crop_cols = _crop_axis_weights(latent_width, regions.x0, regions.side, working_size).to(device, dtype)
+        self._levels: dict[int, LevelPaste] = {}
+
+    def fits(self, latent_height: int, latent_width: int, dtype, device) -> bool:
+        return self.latent_size == (latent_height, latent_width) and self.dtype == dtype and \
+            torch.device(self.device or "cpu") == torch.device(device)
+
+    def crop(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] → [B*F, C, S, S] latent-major crops."""
+        b, c = x.shape[:2]
+        crops = torch.einsum("fsh,bchw,ftw->bfcst", self._crop_rows, x.to(self.dtype), self._crop_cols)
+        return crops.reshape(b * self.regions.count, c, self.working_size, self.working_size)
+
+    def paste(self, residual: torch.Tensor) -> torch.Tensor:
+        """One level of per-crop residuals → that level's feature map of the latent, summed over faces."""
+        size = residual.shape[-1]
+        if size not in self._levels:
+            self._levels[size] = plan_level_paste(self.regions, self.working_size, size, *self.latent_size,
+                                                  self.feather, self.dtype, self.device)
+        return apply_level_paste(residual.to(self.dtype), self._levels[size])

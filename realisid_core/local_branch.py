@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from .geometry import SquareRegions, crop_regions, paste_regions, regions_from_locations
+from .geometry import RegionPlan, regions_from_locations
 from .locations import FaceLocations
 from .residuals import Residuals, concat_residuals
 # run_controlnet(crops [N, C, S, S], first_crop_index) -> residual dict for those N crops
@@ -28,30 +28,30 @@ def crop_index(i: int | torch.Tensor, faces: int):
     return i // faces, i % faces
 
 
+def plan_local_branch(locations: FaceLocations, settings: LocalBranchSettings, latent_height: int, latent_width: int,
+                      dtype=torch.float32, device=None) -> RegionPlan:
+    """Crop and paste weights for the faces on an H×W latent (reuse it while the latent size stays)."""
+    regions = regions_from_locations(locations, latent_height, latent_width, settings.margin)
+    return RegionPlan(regions, settings.working_size, latent_height, latent_width, settings.feather, dtype, device)
+
+
 def run_local_branch(x: torch.Tensor, locations: FaceLocations, run_controlnet: ControlNetRunner,
                      settings: LocalBranchSettings, max_crops_per_forward: int | None = None,
-                     on_chunk: Callable[[], None] | None = None) -> Residuals:
+                     on_chunk: Callable[[], None] | None = None, plan: RegionPlan | None = None) -> Residuals:
     """Residuals of the local branch for latents x [B, C, H, W], shaped for the full latent.
 
     All B×F crops go through `run_controlnet` in one forward, or in chunks of
     `max_crops_per_forward` when memory requires; `on_chunk` runs after each chunk
-    (progress, interruption).
+    (progress, interruption). `plan` (from `plan_local_branch`) saves recomputing the weights.
     """
-    _, _, height, width = x.shape
-    regions = regions_from_locations(locations, height, width, settings.margin)
-    crops = crop_regions(x, regions, settings.working_size)
+    if plan is None:
+        plan = plan_local_branch(locations, settings, x.shape[-2], x.shape[-1], x.dtype, x.device)
+    crops = plan.crop(x)
     chunk = len(crops) if not max_crops_per_forward else max(1, max_crops_per_forward)
     parts = []
     for start in range(0, len(crops), chunk):
         parts.append(run_controlnet(crops[start:start + chunk], start))
         if on_chunk is not None:
             on_chunk()
-    return paste_residuals(concat_residuals(parts), regions, settings, height, width)
-
-
-def paste_residuals(residuals: Residuals, regions: SquareRegions, settings: LocalBranchSettings,
-                    height: int, width: int) -> Residuals:
-    """Paste every level of per-crop residuals back onto an H×W latent's feature grids."""
-    return {key: [None if r is None else paste_regions(r, regions, settings.working_size, height, width, settings.feather)
-                  for r in levels]
-            for key, levels in residuals.items()}
+    return {key: [None if r is None else plan.paste(r) for r in levels]
+            for key, levels in concat_residuals(parts).items()}

@@ -62,7 +62,8 @@ def test_crop_then_paste_reproduces_a_smooth_region():
     reg = regions([12.3, 9.6, 21.7])
     back = paste_regions(crop_regions(x, reg, 64), reg, 64, h, w)
     inner = (slice(None), slice(None), slice(11, 31), slice(14, 33))  # cells fully inside the region
-    torch.testing.assert_close(back[inner], x[inner], atol=2e-3, rtol=0)
+    # pasting pools the residual to at least one pixel per cell first, which blurs by under a cell
+    torch.testing.assert_close(back[inner], x[inner], atol=5e-3, rtol=0)
 
 
 def test_crop_then_paste_reproduces_a_piecewise_constant_region_exactly_when_aligned():
