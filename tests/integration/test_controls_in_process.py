@@ -210,3 +210,20 @@ def test_interrupt_stops_the_local_branch(comfy, faces):
             residuals(comfy, local(comfy, faces)[0])
     finally:
         mm.interrupt_current_processing(False)
+
+
+def test_short_memory_runs_the_crops_in_chunks_with_the_same_result(comfy, faces, monkeypatch):
+    import comfy.model_management as mm
+    whole = residuals(comfy, local(comfy, faces)[0])
+    forwards = []
+    control = local(comfy, faces)[0][0][1]["control"]
+    original = control.control_model.forward
+    monkeypatch.setattr(control.control_model, "forward", lambda *a, **k: forwards.append(1) or original(*a, **k))
+    per_crop = 32 * 32 * control.control_model.model_channels * control._BYTES_FACTOR * 4
+    room = per_crop / 0.8  # room for one crop
+    monkeypatch.setattr(mm, "get_free_memory", lambda dev=None, torch_free_too=False: (room, room) if torch_free_too else room)
+    chunked = residuals(comfy, [[comfy["positive"][0][0], {**comfy["positive"][0][1], "control": control}]])
+    assert len(forwards) == 2  # two faces, one latent: one crop per forward
+    for key in ("output", "middle"):
+        for a, b in zip(whole[key], chunked[key]):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
