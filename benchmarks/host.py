@@ -38,15 +38,5 @@ def import_host(device: str) -> Path:
 
 def pack_module(name: str):
     """A submodule of the pack (e.g. 'nodes.controls'), imported as ComfyUI imports custom nodes."""
-    import asyncio
-
-    import nodes  # ComfyUI's nodes.py
-    import time
-    key = str(REPO).replace(".", "_x_")
-    for attempt in range(3):  # a working tree being edited can fail to import for a moment
-        if key in sys.modules or asyncio.run(nodes.load_custom_node(str(REPO))):
-            break
-        time.sleep(5)
-    else:
-        raise RuntimeError("ComfyUI failed to load the RealisID pack (see the log above)")
-    return sys.modules[f"{key}.{name}"]
+    from fixtures.host import pack_module as load  # the tests' loader: ComfyUI's own load_custom_node
+    return load(name)
