@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .errors import RealisIDInputError
@@ -42,7 +43,7 @@ class FaceLocations:
     @classmethod
     def from_pixel_boxes(cls, boxes, width: int, height: int) -> "FaceLocations":
         """Make locations from (x0, y0, x1, y1) pixel boxes in a `width`×`height` picture."""
-        b = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4)
+        b = torch.as_tensor(np.asarray(boxes, dtype=np.float64)).reshape(-1, 4)
         rel = torch.stack([(b[:, 0] + b[:, 2]) / 2 / width, (b[:, 1] + b[:, 3]) / 2 / height,
                            (b[:, 2] - b[:, 0]) / width, (b[:, 3] - b[:, 1]) / height], dim=-1)
         return cls(rel, int(width), int(height))
