@@ -30,7 +30,7 @@ def test_pack_loads_through_comfyuis_custom_node_loader(server):
     assert EXPECTED_NODES <= registered
     assert all(info[k]["category"].startswith("RealisID/") for k in registered)
     log = server.log()
-    assert f"IMPORT FAILED" not in "\n".join(l for l in log.splitlines() if PACK_DIR_NAME in l), log[-3000:]
+    assert "IMPORT FAILED" not in "\n".join(l for l in log.splitlines() if PACK_DIR_NAME in l), log[-3000:]
     assert "RealisID: nodes in" not in log, log[-3000:]
 
 

@@ -66,7 +66,6 @@ def test_toy_run_through_the_real_code_paths_writes_table_and_json(tmp_path):
     step = results["per_step"]
     assert set(step["local"]) == {1, 2}
     assert step["local"][2]["batched"]["forwards"] == 1 and step["local"][2]["sequential"]["forwards"] == 2
-    unet = step["unet"]["median_ms"]
     by_name = {r["measurement"]: r for r in rows}
     assert by_name["U-Net + global branch"]["ratio"] == pytest.approx(paired_ratio(step["unet_global"], step["unet"]))
     assert len(step["unet"]["runs_ms"]) == len(step["unet_global"]["runs_ms"]) == 1  # timed interleaved
