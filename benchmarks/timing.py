@@ -13,21 +13,6 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1) -> dict:
-    """{'median_ms', 'runs_ms'} of `fn` after `warmup` untimed calls."""
-    with torch.inference_mode():
-        for _ in range(warmup):
-            fn()
-        sync(device)
-        runs = []
-        for _ in range(max(1, repeats)):
-            start = time.perf_counter()
-            fn()
-            sync(device)
-            runs.append((time.perf_counter() - start) * 1000)
-    return {"median_ms": statistics.median(runs), "runs_ms": runs}
-
-
 class Stopwatch:
     """Accumulates the time spent inside wrapped calls (used to split a call into forward and glue)."""
 

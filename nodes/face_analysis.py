@@ -13,7 +13,7 @@ from ..realisid_core.face_packs import DEFAULT_PACK, PACKS, find_pack_folder
 from ..realisid_core.face_preview import draw_faces
 from ..realisid_core.faces import SELECTIONS, Faces, select_faces
 from ..realisid_core.identity import join_identities, mean_identity
-from .paths import INSIGHTFACE_FOLDER, ensure_model_folders
+from .paths import INSIGHTFACE_FOLDER
 
 LOADER = "RealisID Face Analysis Loader"
 ANALYSIS = "RealisID Face Analysis"
@@ -51,7 +51,6 @@ class RealisIDFaceAnalysisLoader:
     DESCRIPTION = "Loads an insightface pack once per process; every node and workflow shares the loaded copy."
 
     def load(self, pack, provider, detection_size):
-        ensure_model_folders()
         folder = find_pack_folder(folder_paths.get_folder_paths(INSIGHTFACE_FOLDER), pack, LOADER)
         return (get_analyzer(folder, pack, provider, int(detection_size), LOADER),)
 

@@ -7,7 +7,7 @@ import folder_paths
 
 from ..realisid_core.id_projector import load_projector, project
 from ..realisid_core.model_cache import SharedModels
-from .paths import REALISID_FOLDER, ensure_model_folders
+from .paths import REALISID_FOLDER
 
 LOADER = "RealisID ID Projector Loader"
 TOKENS = "RealisID Identity Tokens"
@@ -26,7 +26,6 @@ def _patcher_for(path):
 class RealisIDIDProjectorLoader:
     @classmethod
     def INPUT_TYPES(cls):
-        ensure_model_folders()
         return {"required": {"projector_name": (folder_paths.get_filename_list(REALISID_FOLDER),
                                                 {"tooltip": "ID projector weights (safetensors) in models/realisid."})}}
 
@@ -36,7 +35,6 @@ class RealisIDIDProjectorLoader:
     DESCRIPTION = "Loads an ID projector: ArcFace embedding → K identity tokens of the local ControlNet's context width."
 
     def load(self, projector_name):
-        ensure_model_folders()
         return (_patcher_for(folder_paths.get_full_path_or_raise(REALISID_FOLDER, projector_name)),)
 
 

@@ -102,10 +102,6 @@ class FaceAnalyzer:
             _warn_cpu_fallback(asked, self.active_providers, key.folder,
                                list(require("onnxruntime", node).get_available_providers()))
 
-    @property
-    def has_landmarks_68(self) -> bool:
-        return "landmark_3d_68" in self.models
-
     def detect(self, bgr: np.ndarray, threshold: float = 0.5):
         """(boxes [F, 5] with score, keypoints [F, 5, 2]), retrying at smaller detection sizes before giving up."""
         detector = self.models["detection"]
