@@ -1,30 +1,26 @@
 """Shared test set-up: the repository on sys.path for realisid_core, and the ComfyUI host.
 
-The host is found through COMFYUI_PATH, else ~/comfy/ComfyUI. Integration tests use the
-`comfy_host` fixture and are skipped, with the reason printed, when no host is found.
+The host is found through COMFYUI_PATH, else ~/comfy/ComfyUI. Tests under tests/integration
+are skipped, with the reason printed, when no host is found.
 """
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-HOST = Path(os.environ.get("COMFYUI_PATH", "~/comfy/ComfyUI")).expanduser().resolve()
-HOST_PRESENT = (HOST / "main.py").is_file() and (HOST / "comfy" / "controlnet.py").is_file()
-NO_HOST_REASON = (f"no ComfyUI host at {HOST} (set COMFYUI_PATH to a ComfyUI checkout); "
-                  "integration tests need a real ComfyUI")
-
-# The host goes first: ComfyUI's own top-level `nodes` module must win over this repo's `nodes/` package.
-if HOST_PRESENT and str(HOST) not in sys.path:
-    sys.path.insert(0, str(HOST))
-if HOST_PRESENT:
-    import comfy.cli_args  # in-process ComfyUI runs on the CPU, as the test server does with --cpu
-
-    comfy.cli_args.args.cpu = True
 for path in (REPO, REPO / "tests"):  # realisid_core; the tests' own `fixtures` package
     if str(path) not in sys.path:
         sys.path.append(str(path))
+
+from fixtures.host import host_path, host_present, use_host  # noqa: E402
+
+HOST = host_path()
+HOST_PRESENT = host_present(HOST)
+NO_HOST_REASON = (f"no ComfyUI host at {HOST} (set COMFYUI_PATH to a ComfyUI checkout); "
+                  "integration tests need a real ComfyUI")
+if HOST_PRESENT:
+    use_host(HOST)  # in-process ComfyUI runs on the CPU, as the test server does with --cpu
 
 
 def pytest_report_header(config):

@@ -8,7 +8,6 @@ order read from the node classes, so the twins cannot drift apart.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -84,12 +83,9 @@ def build_api(example) -> dict:
 
 
 def main():
-    host = Path(os.environ.get("COMFYUI_PATH", "~/comfy/ComfyUI")).expanduser()
-    sys.path.insert(0, str(host))
     sys.path.append(str(REPO / "tests"))
-    import comfy.cli_args
-    comfy.cli_args.args.cpu = True
-    from fixtures.host import load_pack
+    from fixtures.host import host_path, load_pack, use_host
+    use_host(host_path())
     load_pack()
     import nodes
     from tools.workflow_format import api_to_ui, object_info_from_classes
