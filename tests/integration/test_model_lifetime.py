@@ -3,12 +3,11 @@ import time
 
 import requests
 
-from comfy_execution.graph_utils import GraphBuilder
-
 RELEASED = "RealisID: released face analysis pack antelopev2"
 
 
 def analysis_graph():
+    from comfy_execution.graph_utils import GraphBuilder
     g = GraphBuilder(prefix="")
     photo = g.node("LoadImage", image="realisid_person_1.png").out(0)
     analyzer = g.node("RealisID_FaceAnalysisLoader", pack="antelopev2", provider="CPU", detection_size="640").out(0)
