@@ -53,6 +53,9 @@ def onnxruntime_distributions() -> list[str]:
     return sorted(n for n in names if n.startswith("onnxruntime"))
 
 
+_fallbacks_reported: set[str] = set()  # the fall-back is said once per process and provider
+
+
 def _warn_cpu_fallback(asked: str, got: list[str], folder: str, available: list[str]) -> None:
     installed = onnxruntime_distributions()
     if len(installed) > 1:
@@ -98,7 +101,8 @@ class FaceAnalyzer:
             self.models[task] = model
         self.active_providers = list(self.models["detection"].session.get_providers())
         asked = key.providers[0]
-        if asked != PROVIDERS["CPU"] and asked not in self.active_providers:
+        if asked != PROVIDERS["CPU"] and asked not in self.active_providers and asked not in _fallbacks_reported:
+            _fallbacks_reported.add(asked)
             _warn_cpu_fallback(asked, self.active_providers, key.folder,
                                list(require("onnxruntime", node).get_available_providers()))
 

@@ -130,6 +130,11 @@ def test_gpu_provider_falling_back_to_cpu_is_said_loudly(caplog):
         analyzer = get_analyzer(folder, "antelopev2", "CUDA", 160)
     assert analyzer.active_providers == ["CPUExecutionProvider"]
     assert any("asked for CUDAExecutionProvider" in r.message and "onnxruntime-gpu" in r.message for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="RealisID"):
+        again = get_analyzer(folder, "antelopev2", "CUDA", 320)  # another analyzer, same fall-back: said once
+    assert not [r for r in caplog.records if "asked for CUDAExecutionProvider" in r.message]
+    release(again.key)
     assert choose_providers("auto", ["CPUExecutionProvider"], "n") == ["CPUExecutionProvider"]
     assert choose_providers("auto", ["ROCMExecutionProvider", "CPUExecutionProvider"], "n")[0] == "ROCMExecutionProvider"
     release(analyzer.key)
