@@ -9,6 +9,8 @@ import logging
 log = logging.getLogger("RealisID")
 
 NODE_MODULES = (
+    "controlnet_loader",
+    "people",
     "location_guidance",
     "apply_local_branch",
     "apply_global_branch",

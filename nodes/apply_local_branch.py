@@ -1,11 +1,57 @@
 """RealisID Apply Local Branch: identity and pose-expression control at full detail on every face."""
+import comfy.model_management
+import torch
+
+from ..realisid_core.branch_description import BranchDescription
 from ..realisid_core.errors import RealisIDInputError
+from ..realisid_core.hint_formats import hint_format
+from ..realisid_core.id_projector import project
 from ..realisid_core.local_branch import LocalBranchSettings
+from ..realisid_core.people import People
 from .conditioning import STRENGTH_AND_WINDOW, attach_control, chain_control
+from .controlnet_loader import description_of
 from .controls import LocalBranchControl, LocalBranchSpec, controlnet_layout
 
 NODE = LocalBranchControl.node_name
-DEFAULT_WORKING_SIZE = {2048: 128}  # by cross-attention width (SDXL); everything else 64
+WORKING_SIZES = {"as trained": 1.0, "smaller (0.75×, faster)": 0.75, "larger (1.25×)": 1.25, "largest (1.5×)": 1.5}
+FEATHER = ("FLOAT", {"default": 0.15, "min": 0.0, "max": 0.5, "step": 0.01,
+                     "tooltip": "How softly each face's effect fades out towards the edge of its square, as a fraction "
+                                "of the square: 0 = a hard edge, 0.15 = a soft blend into the rest of the picture."})
+WORKING_SIZE = (list(WORKING_SIZES), {
+    "default": "as trained",
+    "tooltip": "The detail every face is worked at, whatever its size in the picture: the size the branch was "
+               "trained at (64 latent cells = 512 pixels for SD1.5, 128 = 1024 for SDXL) or a step off it. Time "
+               "and memory per face grow with the square of the size: 1.25× costs about 1.6×, 1.5× about 2.3×."})
+
+
+def working_size(described: BranchDescription, choice: str) -> int:
+    """The crop side in latent cells for a working-size choice: the trained size scaled, a multiple of 8."""
+    return max(8, int(round(described.working_size * WORKING_SIZES[choice] / 8)) * 8)
+
+
+def check_poses(people: People, format_name: str, node: str) -> None:
+    """Every person's pose must have the points the ControlNet's hint format draws."""
+    fmt = hint_format(format_name)
+    for k, pose in enumerate(people.poses(), 1):
+        if fmt.layout == 68 and pose.landmarks_68 is None:
+            raise RealisIDInputError(node, "people", f"person {k}'s pose has no 68 landmarks, and this ControlNet was "
+                                     f"trained on {fmt.description}", "take the pose from a face found with the "
+                                     "antelopev2 or buffalo_l pack (they have 1k3d68.onnx)")
+
+
+def local_branch_conditioning(positive, negative, control_net, described: BranchDescription, people: People,
+                              tokens, strength, start_percent, end_percent, working_size_choice, feather, node=NODE):
+    """Attach a local-branch control for `people` (identity `tokens` [F, K, D] with their null, or None)."""
+    if described.role != "local":
+        raise RealisIDInputError(node, "control_net", f"{described.name} is a {described.role} branch",
+                                 "connect a local-branch ControlNet here (its global twin goes to Apply Global Branch)")
+    check_poses(people, described.hint_format, node)
+    locations = people.locations(node)
+    settings = LocalBranchSettings(working_size(described, working_size_choice), described.margin, feather)
+    spec = LocalBranchSpec(locations, tuple(people.poses()), described.hint_format, tokens, people.strengths(),
+                           settings)
+    return attach_control(positive, negative, chain_control(LocalBranchControl, control_net, spec, None, strength,
+                                                            start_percent, end_percent))
 
 
 class RealisIDApplyLocalBranch:
@@ -14,49 +60,42 @@ class RealisIDApplyLocalBranch:
         return {"required": {
             "positive": ("CONDITIONING",),
             "negative": ("CONDITIONING",),
-            "control_net": ("CONTROL_NET", {"tooltip": "The RealisID local-branch ControlNet (models/controlnet)."}),
-            "face_locations": ("FACE_LOCATIONS",),
-            "hints": ("IMAGE", {"tooltip": "One pose-expression hint per face, in face order, drawn in the "
-                                           "face's crop frame (RealisID Pose & Expression)."}),
+            "control_net": ("CONTROL_NET", {"tooltip": "The local-branch ControlNet, loaded with RealisID Load "
+                                                       "ControlNet (it knows the hints and size it was trained on)."}),
+            "people": ("REALISID_PEOPLE", {"tooltip": "Who goes where, looking how (RealisID People)."}),
             **STRENGTH_AND_WINDOW,
-            "working_size": ("INT", {"default": 0, "min": 0, "max": 256, "step": 8,
-                                     "tooltip": "Side of every face crop in latent cells (0 = auto: 64 for "
-                                                "SD1.5, 128 for SDXL). Hints are used at 8× this."}),
-            "margin": ("FLOAT", {"default": 1.6, "min": 1.0, "max": 4.0, "step": 0.05,
-                                 "tooltip": "Crop side as a multiple of the face box's longer side."}),
-            "feather": ("FLOAT", {"default": 0.15, "min": 0.0, "max": 0.5, "step": 0.01,
-                                  "tooltip": "Fraction of the crop blended out towards its edge when pasting back."}),
+            "working_size": WORKING_SIZE,
+            "feather": FEATHER,
         }, "optional": {
-            "identity": ("REALISID_ID_TOKENS", {"tooltip": "Identity tokens, one identity per face or one for all. "
-                                                "Without them the crops attend to the prompt."}),
+            "id_projector": ("REALISID_ID_PROJECTOR", {"tooltip": "Turns identities from photos into what this "
+                                                                  "ControlNet reads; needed when people have "
+                                                                  "identities from photos."}),
         }}
 
     RETURN_TYPES = ("CONDITIONING", "CONDITIONING")
     RETURN_NAMES = ("positive", "negative")
     FUNCTION = "apply"
     CATEGORY = "RealisID/apply"
-    DESCRIPTION = ("Crops every face of the noisy latent, up-samples it to one working size and runs the local "
-                   "ControlNet there, so small faces get the same identity detail as large ones.")
+    DESCRIPTION = ("Works on every face at one size: crops each person's face from the picture being sampled, "
+                   "steers it with the person's identity and pose there, and blends the result back — so a small "
+                   "face gets the same identity detail as a large one.")
 
-    def apply(self, positive, negative, control_net, face_locations, hints, strength, start_percent, end_percent,
-              working_size, margin, feather, identity=None):
+    def apply(self, positive, negative, control_net, people, strength, start_percent, end_percent, working_size,
+              feather, id_projector=None):
         if strength == 0:
             return positive, negative
-        layout = controlnet_layout(control_net, NODE)
-        faces = face_locations.validated(NODE, "face_locations")
-        if hints.shape[0] != faces.count:
-            raise RealisIDInputError(NODE, "hints", f"{hints.shape[0]} hint images for {faces.count} faces",
-                                     f"give exactly one hint per face ({faces.count}), in face order")
-        tokens = None
-        if identity is not None:
-            tokens = identity.check_width(layout.context_dim, NODE, "identity").for_faces(faces.count, NODE, "identity")
-        if working_size and (working_size < 32 or working_size % 8):
-            raise RealisIDInputError(NODE, "working_size", f"{working_size} is not a multiple of 8 of at least 32",
-                                     "use 0 (auto), 64 for SD1.5 or 128 for SDXL")
-        settings = LocalBranchSettings(working_size or DEFAULT_WORKING_SIZE.get(layout.context_dim, 64), margin, feather)
-        spec = LocalBranchSpec(faces, hints.movedim(-1, 1), tokens, settings)
-        return attach_control(positive, negative, chain_control(LocalBranchControl, control_net, spec, spec.hints, strength,
-                                                                start_percent, end_percent))
+        described = description_of(control_net, NODE)
+        controlnet_layout(control_net, NODE)
+
+        def to_tokens(identity):
+            if id_projector is None:
+                return None
+            comfy.model_management.load_models_gpu([id_projector])
+            return project(id_projector.model, identity, NODE, device=id_projector.load_device)
+
+        tokens = people.identity_tokens(to_tokens, NODE) if described.context == "identity" else None
+        return local_branch_conditioning(positive, negative, control_net, described, people, tokens, strength,
+                                         start_percent, end_percent, working_size, feather)
 
 
 NODE_CLASS_MAPPINGS = {"RealisID_ApplyLocalBranch": RealisIDApplyLocalBranch}

@@ -4,9 +4,15 @@ from __future__ import annotations
 from typing import Callable
 
 STRENGTH_AND_WINDOW = {
-    "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}),
-    "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}),
-    "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+    "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01,
+                           "tooltip": "How strongly this branch steers the picture: 0 switches it off, 1 is as "
+                                      "trained; above 1 pushes harder and can over-cook the faces."}),
+    "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001,
+                                "tooltip": "When the branch starts steering, as a fraction of the sampling steps "
+                                           "(0 = from the first step). Early steps decide layout and pose."}),
+    "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001,
+                              "tooltip": "When the branch stops steering, as a fraction of the sampling steps "
+                                         "(1 = to the last step). Late steps decide fine detail."}),
 }
 
 

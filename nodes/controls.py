@@ -19,9 +19,13 @@ import comfy.model_management
 import comfy.utils
 
 from ..realisid_core.errors import RealisIDInputError
+from ..realisid_core.face_pose import FacePose
+from ..realisid_core.guidance import render_location_guidance
+from ..realisid_core.hint_formats import render_branch_hints
+from ..realisid_core.identity_tokens import IdentityTokens
 from ..realisid_core.local_branch import LocalBranchSettings, crop_index, plan_local_branch, run_local_branch
 from ..realisid_core.locations import FaceLocations
-from ..realisid_core.residuals import add_residuals
+from ..realisid_core.residuals import add_residuals, scale_residuals
 from ..realisid_core.unet_layout import (ControlLayout, layout_from_config, layout_from_controlnet, mismatch,
                                          shape_errors)
 
@@ -41,9 +45,17 @@ def controlnet_layout(control_net, node: str) -> ControlLayout:
                                   model.middle_block_out[0].out_channels, context_dim, adm)
 
 
-def model_layout(model: comfy.model_base.BaseModel) -> ControlLayout:
-    """The residual layout the sampled model's U-Net accepts."""
+SUPPORTED_FAMILIES = "SD1.5 and SDXL (and other SD-style U-Nets: SD2, Segmind Vega, KOALA)"
+
+
+def model_layout(model: comfy.model_base.BaseModel, node: str = "RealisID") -> ControlLayout:
+    """The residual layout the sampled model's U-Net accepts; other model families are refused."""
     cfg = model.model_config.unet_config
+    if "model_channels" not in cfg or "channel_mult" not in cfg:
+        family = type(model).__name__
+        raise RealisIDInputError(node, "model", f"the model being sampled is a {family} model, not an SD-style U-Net: "
+                                 f"RealisID's branches are ControlNets for {SUPPORTED_FAMILIES}",
+                                 "sample with an SD1.5 or SDXL checkpoint")
     return layout_from_config(cfg["model_channels"], cfg["channel_mult"], cfg["num_res_blocks"],
                               cfg.get("context_dim"), cfg.get("adm_in_channels"))
 
@@ -52,9 +64,11 @@ class RealisIDControl(comfy.controlnet.ControlNet):
     """Shared plumbing: creation from a loaded ControlNet, copies, model checks, shape asserts."""
 
     node_name = "RealisID"
+    identity_input = "people"
 
     @classmethod
     def from_controlnet(cls, base: comfy.controlnet.ControlNet, spec) -> "RealisIDControl":
+        refuse_foreign_control(base, cls.node_name)
         c = cls(None, global_average_pooling=base.global_average_pooling, load_device=base.load_device,
                 manual_cast_dtype=base.manual_cast_dtype)
         c.control_model = base.control_model
@@ -76,12 +90,15 @@ class RealisIDControl(comfy.controlnet.ControlNet):
 
     def pre_run(self, model, percent_to_timestep_function):
         super().pre_run(model, percent_to_timestep_function)
-        self.unet_layout = model_layout(model)
+        self.unet_layout = model_layout(model, self.node_name)
         why = mismatch(self.layout, self.unet_layout)
         if why:
             raise RealisIDInputError(self.node_name, CONTROL_NET_INPUT, why,
                                      f"load a ControlNet trained for {self.unet_layout.family} models, "
                                      f"or sample with a {self.layout.family} checkpoint")
+        # only once the family fits: identity tokens of the wrong width are then the identity's fault
+        if self.spec.identity is not None:
+            self.spec.identity.check_width(self.layout.context_dim, self.node_name, self.identity_input)
 
     def cleanup(self):
         self.unet_layout = None
@@ -90,14 +107,21 @@ class RealisIDControl(comfy.controlnet.ControlNet):
     # Latents are whole cells of 8 pixels, so a picture's aspect and its latent's differ a little.
     ASPECT_TOLERANCE = 0.03
 
-    def _check_aspect(self, x_noisy, width: int, height: int, input_name: str):
-        """Refuse locations or guidance made for a picture of another shape than the latent being sampled."""
+    def _check_aspect(self, x_noisy, locations: FaceLocations, input_name: str):
+        """Refuse face places made for a picture of another shape than the latent being sampled,
+        naming where the places came from."""
+        if not locations.has_shape:
+            return
+        width, height = locations.width, locations.height
         latent_h, latent_w = x_noisy.shape[-2:]
         if abs((width / height) / (latent_w / latent_h) - 1) > self.ASPECT_TOLERANCE:
+            source = locations.source(0)
             raise RealisIDInputError(
-                self.node_name, input_name, f"it was made for a {width}×{height} picture but the latent being sampled "
-                f"is {latent_w}×{latent_h} cells (about {latent_w * 8}×{latent_h * 8} pixels), another shape",
-                "give RealisID Location Guidance the width and height of the picture you generate")
+                self.node_name, input_name, f"the faces' places come from {source}, made for a {width}×{height} "
+                f"picture, but the latent being sampled is {latent_w}×{latent_h} cells (about {latent_w * 8}×"
+                f"{latent_h * 8} pixels), another shape",
+                f"make the places for the picture you generate: connect the latent to {source}, or use a layout "
+                "photo or mask of the same shape as the picture")
 
     def _compute_dtype(self):
         return self.manual_cast_dtype if self.manual_cast_dtype is not None else self.control_model.dtype
@@ -108,6 +132,15 @@ class RealisIDControl(comfy.controlnet.ControlNet):
             return None
         control = self.previous_controlnet.get_control(x_noisy, t, cond, batched_number, transformer_options)
         return self._checked(control, x_noisy)
+
+    def _identity_context(self, tokens: torch.Tensor, x_noisy, transformer_options, dtype) -> torch.Tensor:
+        """[B, ...] context rows: the person's tokens on CFG's conditional rows, the null identity on
+        the unconditional ones (ComfyUI tells which through cond_or_uncond, batched or not)."""
+        uncond = uncond_rows(transformer_options, x_noisy.shape[0])
+        null = self.spec.identity.null.to(x_noisy.device, dtype)
+        tokens = tokens.to(x_noisy.device, dtype)
+        mask = uncond.to(x_noisy.device).view(-1, *([1] * (tokens.ndim - 1)))
+        return torch.where(mask, null.expand_as(tokens), tokens)
 
     def _checked(self, control, x_noisy):
         """`control` after asserting every residual has the U-Net's feature shape for x_noisy."""
@@ -120,25 +153,65 @@ class RealisIDControl(comfy.controlnet.ControlNet):
         return control
 
 
+
+def uncond_rows(transformer_options: dict, batch: int) -> torch.Tensor:
+    """[batch] bool: which latent rows are CFG's unconditional side.
+
+    ComfyUI batches conditionings in equal chunks and lists each chunk's kind in
+    `cond_or_uncond` (0 cond, 1 uncond); without it, every row counts as conditional.
+    """
+    kinds = list(transformer_options.get("cond_or_uncond") or [0])
+    if batch % len(kinds):
+        raise RuntimeError(f"RealisID: a batch of {batch} latents cannot be split into the sampler's "
+                           f"{len(kinds)} conditioning chunks {kinds}")
+    return torch.tensor([k == 1 for k in kinds]).repeat_interleave(batch // len(kinds))
+
+
+def refuse_foreign_control(base, node: str) -> None:
+    """Refuse ControlNets of another pack's loader (Advanced-ControlNet's keyframes, soft weights and
+    masks live in its own control class and would silently do nothing here)."""
+    if type(base) is not comfy.controlnet.ControlNet:
+        raise RealisIDInputError(node, CONTROL_NET_INPUT, f"this ControlNet was loaded as a {type(base).__module__}."
+                                 f"{type(base).__name__}: its own settings (timestep keyframes, soft weights, masks "
+                                 "of Advanced-ControlNet's loader) are not supported by RealisID's branches and would "
+                                 "silently do nothing", "load the file with RealisID Load ControlNet")
+
+
+def text_only(cond: dict) -> dict:
+    """The conditioning without `crossattn_controlnet`: context another control put there (InstantID's
+    face tokens, say) never reaches a RealisID branch, which attends to its own identity or the prompt."""
+    return {k: v for k, v in cond.items() if k != "crossattn_controlnet"}
+
+
 @dataclass(frozen=True)
 class GlobalBranchSpec:
-    """identity: [1, T, D] tokens the global branch attends to instead of the text, or None."""
+    """locations: where the faces go (the branch draws the guidance at the latent's size);
+    identity: tokens [1, T, D] the global branch attends to instead of the text (with their null), or None."""
 
-    identity: torch.Tensor | None = None
+    locations: FaceLocations
+    identity: IdentityTokens | None = None
 
 
 class GlobalBranchControl(RealisIDControl):
-    """A ControlNet on the full latent; with identity tokens, it carries them itself so they never
-    reach other ControlNets on the same conditioning (as `crossattn_controlnet` would)."""
+    """A ControlNet on the full latent, its hint the location guidance drawn at the latent's size.
+
+    With identity tokens it carries them itself, so they never reach other ControlNets on the
+    same conditioning (as `crossattn_controlnet` would); the unconditional rows get the null identity.
+    """
 
     node_name = "RealisID Apply Global Branch"
+    identity_input = "identity"
 
     def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
         previous = self.previous_controlnet
         control_prev = self._previous_control(x_noisy, t, cond, batched_number, transformer_options)
-        self._check_aspect(x_noisy, self.cond_hint_original.shape[-1], self.cond_hint_original.shape[-2], "guidance")
+        self._check_aspect(x_noisy, self.spec.locations, "people")
+        self._guidance_for(x_noisy)
+        cond = text_only(cond)
         if self.spec.identity is not None:
-            cond = {**cond, "crossattn_controlnet": self.spec.identity.expand(x_noisy.shape[0], -1, -1)}
+            tokens = self.spec.identity.tokens.expand(x_noisy.shape[0], -1, -1)
+            cond["crossattn_controlnet"] = self._identity_context(tokens, x_noisy, transformer_options,
+                                                                  self._compute_dtype())
         self.previous_controlnet = None  # the parent would pass our cond (and identity) down the chain
         try:
             own = super().get_control(x_noisy, t, cond, batched_number, transformer_options)
@@ -146,19 +219,30 @@ class GlobalBranchControl(RealisIDControl):
             self.previous_controlnet = previous
         return self._checked(add_residuals(own, control_prev), x_noisy)
 
+    def _guidance_for(self, x_noisy):
+        """Draw the guidance at the latent's pixel size (once per size): it always fits the picture."""
+        height, width = x_noisy.shape[-2] * 8, x_noisy.shape[-1] * 8
+        current = self.cond_hint_original
+        if current is None or tuple(current.shape[-2:]) != (height, width):
+            self.cond_hint_original = render_location_guidance(self.spec.locations, width, height).movedim(-1, 1)
+            self.cond_hint = None
+
 
 @dataclass(frozen=True)
 class LocalBranchSpec:
-    """Faces, their hints [F, 3, h, w], optional identity tokens [F, K, D], crop settings."""
+    """Faces (places), their poses (geometry the branch draws in its crop frame, in `hint_format`),
+    optional identity tokens [F, K, D] with their null, per-face strengths [F], crop settings."""
 
     locations: FaceLocations
-    hints: torch.Tensor
-    identity: torch.Tensor | None
+    poses: tuple[FacePose, ...]
+    hint_format: str
+    identity: IdentityTokens | None
+    strengths: torch.Tensor
     settings: LocalBranchSettings
 
 
 class LocalBranchControl(RealisIDControl):
-    """Crops every face of the noisy latent, runs the ControlNet once on all B×F crops, pastes back."""
+    """Crops every face of the noisy latent, runs the ControlNet on the B×F crops, pastes back."""
 
     node_name = "RealisID Apply Local Branch"
     # rough activation bytes per crop pixel per base channel of an SD ControlNet forward
@@ -170,27 +254,34 @@ class LocalBranchControl(RealisIDControl):
             return control_prev
 
         spec, dtype, device = self.spec, self._compute_dtype(), x_noisy.device
-        self._check_aspect(x_noisy, spec.locations.width, spec.locations.height, "face_locations")
+        self._check_aspect(x_noisy, spec.locations, "people")
         faces = spec.locations.count
         size = spec.settings.working_size
-        hint = self._hint(size * 8, device, dtype)
+        plan = self._plan(x_noisy, dtype)
+        hint = self._hints(plan, x_noisy, device, dtype)
         timestep = self.model_sampling_current.timestep(t).to(dtype)
         x_in = self.model_sampling_current.calculate_input(t, x_noisy)
-        text = cond.get("crossattn_controlnet", cond["c_crossattn"])
-        text = comfy.model_management.cast_to_device(text, device, dtype)
-        identity = None if spec.identity is None else spec.identity.to(device, dtype)
+        if spec.identity is not None:
+            contexts = self._identity_context(spec.identity.tokens[None].expand(x_noisy.shape[0], -1, -1, -1),
+                                              x_noisy, transformer_options, dtype)  # [B, F, K, D]
+        else:
+            contexts = comfy.model_management.cast_to_device(cond["c_crossattn"], device, dtype)
         extra = {c: comfy.model_base.convert_tensor(cond[c], dtype, device)
                  for c in self.extra_conds if cond.get(c) is not None}
+        if "y" in extra and self.layout.adm_in_channels == SDXL_ADM:
+            extra["y"] = crop_size_conditioning(extra["y"], size * 8)
+        strengths = spec.strengths.to(device, dtype)
 
         def run(crops, start):
             b, f = crop_index(torch.arange(start, start + len(crops), device=device), faces)
-            context = identity[f] if identity is not None else text[b]
-            return self.control_model(x=crops.to(dtype), hint=hint[f], timesteps=timestep[b], context=context,
-                                      **{k: v[b] for k, v in extra.items()})
+            context = contexts[b, f] if spec.identity is not None else contexts[b]
+            out = self.control_model(x=crops.to(dtype), hint=hint[f], timesteps=timestep[b], context=context,
+                                     **{k: v[b] for k, v in extra.items()})
+            return scale_residuals(out, strengths[f])
 
         control = run_local_branch(x_in, spec.locations, run, spec.settings, self._max_crops(device, dtype, size),
                                    on_chunk=comfy.model_management.throw_exception_if_processing_interrupted,
-                                   plan=self._plan(x_noisy, dtype))
+                                   plan=plan)
         return self._checked(self.control_merge(control, control_prev, output_dtype=None), x_noisy)
 
     def _plan(self, x_noisy, dtype):
@@ -200,17 +291,22 @@ class LocalBranchControl(RealisIDControl):
         if plan is None or not plan.fits(height, width, dtype, x_noisy.device):
             plan = self.region_plan = plan_local_branch(self.spec.locations, self.spec.settings, height, width,
                                                         dtype, x_noisy.device)
+            self.cond_hint = None
         return plan
 
     def cleanup(self):
         self.region_plan = None
         super().cleanup()
 
-    def _hint(self, pixels, device, dtype):
+    def _hints(self, plan, x_noisy, device, dtype):
+        """Every face's hint drawn in its crop frame at 8× the working size (once per latent size)."""
         hint = self.cond_hint
-        if hint is None or hint.shape[-1] != pixels or hint.device != device or hint.dtype != dtype:
-            hint = comfy.utils.common_upscale(self.spec.hints, pixels, pixels, self.upscale_algorithm, "center")
-            self.cond_hint = hint = hint.to(device=device, dtype=dtype)
+        if hint is None or hint.device != device or hint.dtype != dtype:
+            height, width = x_noisy.shape[-2:]
+            drawn = render_branch_hints(self.spec.hint_format, self.spec.poses, self.spec.locations.boxes.numpy(),
+                                        plan.regions, height, width, self.spec.settings.working_size * 8)
+            hint = torch.from_numpy(drawn).movedim(-1, 1).to(device=device, dtype=torch.float32) / 255
+            self.cond_hint = hint = hint.to(dtype)
         return hint
 
     def _max_crops(self, device, dtype, size):
@@ -218,3 +314,18 @@ class LocalBranchControl(RealisIDControl):
         per_crop = size * size * self.control_model.model_channels * self._BYTES_FACTOR * dtype.itemsize
         fits = int(comfy.model_management.get_free_memory(device) * 0.8 // per_crop)
         return max(1, fits)
+
+
+SDXL_ADM = 2816
+SDXL_POOLED = 1280
+
+
+def crop_size_conditioning(y: torch.Tensor, pixels: int) -> torch.Tensor:
+    """SDXL's added conditioning for a face crop: the pooled text kept, and the size part of a
+    picture of the crop's own size (original = target = pixels², crop origin 0, 0) — what a
+    pixels×pixels portrait gets, since the ControlNet sees the crop as a whole picture."""
+    from comfy.ldm.modules.diffusionmodules.openaimodel import Timestep
+    embed = Timestep(256)
+    sizes = torch.tensor([pixels, pixels, 0, 0, pixels, pixels], dtype=torch.float32)
+    flat = torch.cat([embed(v.reshape(1)) for v in sizes]).reshape(1, -1).to(y.device, y.dtype)
+    return torch.cat([y[:, :SDXL_POOLED], flat.expand(y.shape[0], -1)], dim=1)

@@ -47,7 +47,7 @@ class RealisIDFaceAnalysisLoader:
 
     RETURN_TYPES = ("FACE_ANALYZER",)
     FUNCTION = "load"
-    CATEGORY = "RealisID/faces"
+    CATEGORY = "RealisID/loaders"
     DESCRIPTION = "Loads an insightface pack once per process; every node and workflow shares the loaded copy."
 
     def load(self, pack, provider, detection_size):
@@ -112,26 +112,33 @@ class RealisIDIdentity:
                                    "tooltip": "What to do with a photo in which no face is found."}),
         }}
 
-    RETURN_TYPES = ("REALISID_IDENTITY",)
-    RETURN_NAMES = ("identity",)
+    RETURN_TYPES = ("REALISID_IDENTITY", "IMAGE")
+    RETURN_NAMES = ("identity", "preview")
     FUNCTION = "identify"
     CATEGORY = "RealisID/faces"
-    DESCRIPTION = "One identity from reference photos: the mean of their normalised embeddings, renormalised."
+    DESCRIPTION = ("One identity from reference photos: the largest face of each photo (green in the preview), "
+                   "their embeddings averaged.")
 
     def identify(self, analyzer, images, photo_without_face):
-        _, found = _analyze_batch(analyzer, images, IDENTITY)
-        embeddings = []
+        pictures, found = _analyze_batch(analyzer, images, IDENTITY)
+        used, previews = [], []
         for i, faces in enumerate(found):
             if not faces:
                 if photo_without_face == "skip":
+                    previews.append(draw_faces(pictures[i], []))
                     continue
-                raise RealisIDInputError(IDENTITY, "images", f"no face was found in photo {i} of {len(found)}",
+                raise RealisIDInputError(IDENTITY, "images", f"no face was found in photo {i + 1} of {len(found)}",
                                          "remove that photo, use one with a clearly visible face, or set photo_without_face to 'skip'")
-            embeddings.append(torch.from_numpy(max(faces, key=lambda f: f.area).embedding))
-        if not embeddings:
+            largest = max(faces, key=lambda f: f.area)
+            used.append(largest)
+            previews.append(draw_faces(pictures[i], faces, {id(largest)}))
+        if not used:
             raise RealisIDInputError(IDENTITY, "images", f"no face was found in any of the {len(found)} photos",
                                      "use photos with a clearly visible face")
-        return (mean_identity(torch.stack(embeddings), IDENTITY, "images"),)
+        embeddings = torch.stack([torch.from_numpy(f.embedding) for f in used])
+        norms = [f.embedding_norm if f.embedding_norm is not None else 1.0 for f in used]
+        identity = mean_identity(embeddings, IDENTITY, "images", norms=norms, pack=used[0].pack)
+        return identity, _stack_previews([torch.from_numpy(p).float() / 255 for p in previews])
 
 
 class RealisIDIdentityBatch:

@@ -1,9 +1,19 @@
 """Face locations read from pictures: a layout photo's faces, or a MASK's regions."""
-from ..realisid_core.guidance import render_location_guidance
+import dataclasses
+
+import torch
+
+from ..realisid_core.location_preview import draw_people
 from ..realisid_core.locations_from_pictures import locations_from_faces, locations_from_mask
 
 FROM_FACES = "RealisID Locations From Faces"
 FROM_MASK = "RealisID Locations From Mask"
+
+
+def _named(locations, source):
+    """The locations with their source named (for messages), and their preview."""
+    locations = dataclasses.replace(locations, sources=(source,) * locations.count)
+    return locations, torch.from_numpy(draw_people(locations))[None].float() / 255
 
 
 class RealisIDLocationsFromFaces:
@@ -15,14 +25,14 @@ class RealisIDLocationsFromFaces:
         }}
 
     RETURN_TYPES = ("FACE_LOCATIONS", "IMAGE")
-    RETURN_NAMES = ("face_locations", "guidance")
+    RETURN_NAMES = ("face_locations", "preview")
     FUNCTION = "locate"
     CATEGORY = "RealisID/locations"
     DESCRIPTION = "Person 1 goes where face 1 is (faces counted left to right), person 2 where face 2 is, ..."
 
     def locate(self, faces, image_index):
         locations = locations_from_faces(faces, image_index, FROM_FACES)
-        return locations, render_location_guidance(locations, locations.width, locations.height)
+        return _named(locations, f"{FROM_FACES} (layout photo {image_index})")
 
 
 class RealisIDLocationsFromMask:
@@ -35,14 +45,14 @@ class RealisIDLocationsFromMask:
         }}
 
     RETURN_TYPES = ("FACE_LOCATIONS", "IMAGE")
-    RETURN_NAMES = ("face_locations", "guidance")
+    RETURN_NAMES = ("face_locations", "preview")
     FUNCTION = "locate"
     CATEGORY = "RealisID/locations"
     DESCRIPTION = "One face location per connected region of the mask, left to right."
 
     def locate(self, mask, min_area):
         locations = locations_from_mask(mask, FROM_MASK, "mask", min_area)
-        return locations, render_location_guidance(locations, locations.width, locations.height)
+        return _named(locations, f"{FROM_MASK} (the mask)")
 
 
 NODE_CLASS_MAPPINGS = {

@@ -1,58 +1,55 @@
-"""RealisID Pose & Expression: the local branch's hints, a driving face retargeted onto each face location."""
+"""RealisID Pose & Expression: a driving face's pose and expression, as geometry the branch draws itself."""
 import torch
 
 from ..realisid_core.errors import RealisIDInputError
-from ..realisid_core.faces import faces_for_targets
-from ..realisid_core.pose_expression import (LAYOUTS, RENDERER_VERSION, mirror_box, mirror_points, pose_hints,
-                                             render_pose_preview)
+from ..realisid_core.face_pose import FacePose
+from ..realisid_core.locations import FaceLocations
+from ..realisid_core.location_preview import draw_people
 
 NODE = "RealisID Pose & Expression"
+PREVIEW_SIDE = 256
 
 
-def _driving_points(face, layout, mirror):
-    if layout == LAYOUTS[0]:
-        if face.landmarks_3d_68 is None:
-            raise RealisIDInputError(NODE, "driving_faces", f"the face in image {face.image_index} has no 68 landmarks "
-                                     "(its pack has no 1k3d68.onnx)", "use the antelopev2 or buffalo_l pack, or layout '5 keypoints'")
-        points = face.landmarks_3d_68
-    else:
-        points = face.keypoints
-    box = face.box
-    if mirror:
-        points, box = mirror_points(points, face.image_width), mirror_box(box, face.image_width)
-    return points, box
+def pose_preview(poses: list[FacePose]) -> torch.Tensor:
+    """IMAGE [1, S, n·S, 3]: each pose drawn in a square as the branch places it, numbered."""
+    boxes = torch.tensor([[(2 * i + 1) / (2 * len(poses)), 0.5, 0.6 / len(poses), 0.6] for i in range(len(poses))],
+                         dtype=torch.float64)
+    locations = FaceLocations(boxes, PREVIEW_SIDE * len(poses), PREVIEW_SIDE)
+    return torch.from_numpy(draw_people(locations, poses))[None].float() / 255
 
 
 class RealisIDPoseExpression:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "face_locations": ("FACE_LOCATIONS",),
-            "driving_faces": ("FACES", {"tooltip": "One face for every location, or one per location (in order): "
-                                                   "this pose and expression, put where each location is."}),
-            "layout": (list(LAYOUTS), {"default": LAYOUTS[0], "tooltip": "Dense landmarks (pose and expression) or 5 keypoints (pose only)."}),
-            "hint_size": ("INT", {"default": 512, "min": 64, "max": 2048, "step": 8,
-                                  "tooltip": "Side of each hint in pixels: 8 × the local branch's working size (512 for SD1.5)."}),
-            "margin": ("FLOAT", {"default": 1.6, "min": 1.0, "max": 4.0, "step": 0.05,
-                                 "tooltip": "Crop side / face box side; must equal the local branch's margin."}),
-            "mirror": ("BOOLEAN", {"default": False, "tooltip": "Mirror the driving face (turns the head the other way)."}),
+            "driving_faces": ("FACES", {"tooltip": "Faces found by RealisID Face Analysis in a photo whose pose and "
+                                                   "expression you want."}),
+            "face_number": ("INT", {"default": 1, "min": 0, "max": 64,
+                                    "tooltip": "Which of the faces drives (1 = the first, in Face Analysis's order); "
+                                               "0 = every face, one pose each, in order."}),
+            "mirror": ("BOOLEAN", {"default": False, "tooltip": "Mirror the pose: the head turns the other way."}),
         }}
 
-    RETURN_TYPES = ("IMAGE", "IMAGE")
-    RETURN_NAMES = ("pose_hints", "preview")
-    FUNCTION = "render"
-    CATEGORY = "RealisID/faces"
-    DESCRIPTION = (f"Pose-expression hints (renderer v{RENDERER_VERSION}), one per face location in the local "
-                   "branch's crop frame; the preview shows them on the whole picture.")
+    RETURN_TYPES = ("REALISID_POSE", "IMAGE")
+    RETURN_NAMES = ("pose", "preview")
+    FUNCTION = "extract"
+    CATEGORY = "RealisID/people"
+    DESCRIPTION = ("Takes the pose and expression of a face as landmarks (not a picture): the local branch draws "
+                   "them in each face's own frame, in the format its ControlNet was trained on. The preview shows "
+                   "the landmarks as they will be used.")
 
-    def render(self, face_locations, driving_faces, layout, hint_size, margin, mirror):
-        face_locations.validated(NODE, "face_locations")
-        faces = faces_for_targets(driving_faces, face_locations.count, NODE, "driving_faces")
-        driving = [_driving_points(f, layout, mirror) for f in faces]
-        hints, placed = pose_hints([p for p, _ in driving], [b for _, b in driving], face_locations,
-                                   hint_size, margin, layout)
-        preview = render_pose_preview(placed, face_locations, margin, layout)
-        return torch.from_numpy(hints).float() / 255, torch.from_numpy(preview)[None].float() / 255
+    def extract(self, driving_faces, face_number, mirror):
+        faces = list(driving_faces.faces)
+        if not faces:
+            raise RealisIDInputError(NODE, "driving_faces", "no face was found in the driving photo",
+                                     "use a photo with a clearly visible face")
+        if face_number > len(faces):
+            raise RealisIDInputError(NODE, "face_number", f"face {face_number} was asked for but {len(faces)} "
+                                     f"face{'s were' if len(faces) != 1 else ' was'} found",
+                                     f"choose a number from 1 to {len(faces)}, or 0 for all of them")
+        chosen = faces if face_number == 0 else [faces[face_number - 1]]
+        poses = tuple(FacePose.from_face(f, mirror) for f in chosen)
+        return poses, pose_preview(list(poses))
 
 
 NODE_CLASS_MAPPINGS = {"RealisID_PoseExpression": RealisIDPoseExpression}

@@ -140,7 +140,8 @@ class FaceAnalyzer:
                 landmarks_2d_106=None if lm106 is None else np.asarray(lm106, np.float32),
                 landmarks_3d_68=None if lm68 is None else np.asarray(lm68, np.float32),
                 pose=None if pose is None else np.asarray(pose, np.float32),
-                embedding=embedding / max(float(np.linalg.norm(embedding)), 1e-12)))
+                embedding=embedding / max(float(np.linalg.norm(embedding)), 1e-12),
+                embedding_norm=float(np.linalg.norm(embedding)), pack=self.pack))
         return found
 
 

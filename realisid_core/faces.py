@@ -17,7 +17,8 @@ class DetectedFace:
     box (x0, y0, x1, y1); keypoints [5, 2] (eyes, nose, mouth corners as the subject's
     right then left); landmarks_2d_106 [106, 2] and landmarks_3d_68 [68, 3] (iBUG order, z in
     pixels) where the pack has the model; pose (pitch, yaw, roll) in degrees from the 3-D
-    landmarks; embedding [512] L2-normalised.
+    landmarks; embedding [512] L2-normalised and embedding_norm the raw recogniser output's
+    length (InstantID's projector takes the raw vector); pack: the insightface pack that found it.
     """
 
     image_index: int
@@ -30,6 +31,8 @@ class DetectedFace:
     landmarks_3d_68: np.ndarray | None = None
     pose: np.ndarray | None = None
     embedding: np.ndarray | None = None
+    embedding_norm: float | None = None
+    pack: str | None = None
 
     @property
     def area(self) -> float:

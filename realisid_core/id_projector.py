@@ -67,12 +67,17 @@ def load_projector(path: str, node: str = "RealisID ID Projector Loader") -> IDP
                                                                   node), f"ID projector {os.path.basename(path)}")
 
 
-def project(projector: IDProjector, identity: Identity, node: str, device=None, dtype=torch.float32) -> IdentityTokens:
-    """Identity tokens [N, K, D] for N identities, computed on `device`, returned on the CPU in float32."""
+def project(projector: torch.nn.Module, identity: Identity, node: str, device=None, raw: bool = False) -> IdentityTokens:
+    """Identity tokens [N, K, D] for N identities and the null tokens (a zero embedding), computed on
+    `device`, returned on the CPU in float32. `raw`: feed the recogniser's raw vectors (InstantID's
+    projector) instead of the normalised ones (RealisID's)."""
     if identity.embeddings.shape[-1] != projector.embedding_width:
         raise RealisIDInputError(node, "identity", f"the identity has {identity.embeddings.shape[-1]}-wide embeddings "
                                  f"but the projector takes {projector.embedding_width}", "use a projector made for ArcFace embeddings")
     device = device or next(projector.parameters()).device
+    vectors = identity.raw() if raw else identity.embeddings
+    dtype = next(projector.parameters()).dtype
     with torch.no_grad():
-        tokens = projector(identity.embeddings.to(device=device, dtype=next(projector.parameters()).dtype))
-    return IdentityTokens(tokens.to("cpu", torch.float32))
+        both = projector(torch.cat([vectors, torch.zeros_like(vectors[:1])]).to(device=device, dtype=dtype))
+    both = both.to("cpu", torch.float32)
+    return IdentityTokens(both[:-1], both[-1:])

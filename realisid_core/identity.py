@@ -10,25 +10,47 @@ from .errors import RealisIDInputError
 
 @dataclass(frozen=True)
 class Identity:
-    """embeddings [N, E]: N people (one per face, in face order), each L2-normalised."""
+    """embeddings [N, E]: N people, each L2-normalised; norms [N]: the length of the recogniser's
+    raw vectors (InstantID's projector was trained on raw vectors; RealisID's on normalised ones);
+    pack: the insightface pack that made them (None when unknown)."""
 
     embeddings: torch.Tensor
+    norms: torch.Tensor | None = None
+    pack: str | None = None
 
     def __post_init__(self):
         if self.embeddings.ndim != 2:
             raise ValueError(f"Identity.embeddings must be [N, E], got {tuple(self.embeddings.shape)}")
+        if self.norms is not None and tuple(self.norms.shape) != (self.embeddings.shape[0],):
+            raise ValueError(f"Identity.norms must be [N], got {tuple(self.norms.shape)}")
 
     @property
     def count(self) -> int:
         return int(self.embeddings.shape[0])
+
+    def raw(self) -> torch.Tensor:
+        """[N, E] vectors at the recogniser's own length (the normalised ones where it is unknown)."""
+        return self.embeddings if self.norms is None else self.embeddings * self.norms[:, None]
+
+    def person(self, index: int) -> "Identity":
+        """Person `index` (0-based) alone."""
+        return Identity(self.embeddings[index:index + 1],
+                        None if self.norms is None else self.norms[index:index + 1], self.pack)
 
 
 def unit(vectors: torch.Tensor) -> torch.Tensor:
     return vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
-def mean_identity(embeddings: torch.Tensor, node: str, input_name: str) -> Identity:
-    """One person from several photos' embeddings [M, E]: the mean of the normalised embeddings, renormalised."""
+def mean_identity(embeddings: torch.Tensor, node: str, input_name: str, norms=None,
+                  pack: str | None = None) -> Identity:
+    """One person from several photos' embeddings [M, E].
+
+    The direction is the mean of the normalised embeddings, renormalised: each photo counts the
+    same, whatever its recogniser length (a sharp photo gives a longer raw vector, and a plain
+    mean of raw vectors would let it dominate). The length is the photos' mean raw length, so a
+    projector trained on raw vectors (InstantID) gets a vector of the size it knows.
+    """
     embeddings = torch.as_tensor(embeddings, dtype=torch.float32)
     if embeddings.ndim != 2 or embeddings.shape[0] == 0:
         raise RealisIDInputError(node, input_name, "no face embedding to make an identity from",
@@ -37,13 +59,16 @@ def mean_identity(embeddings: torch.Tensor, node: str, input_name: str) -> Ident
     if float(mean.norm()) < 1e-6:
         raise RealisIDInputError(node, input_name, "the photos' embeddings cancel out (they look like opposite people)",
                                  "use photos of one person")
-    return Identity(unit(mean))
+    length = None if norms is None else torch.as_tensor(norms, dtype=torch.float32).reshape(-1).mean().reshape(1)
+    return Identity(unit(mean), length, pack)
 
 
 def join_identities(identities: list[Identity], node: str) -> Identity:
-    """Several identities in order, one per face location (person 1 first)."""
+    """Several identities in order (person 1 first)."""
     widths = {i.embeddings.shape[-1] for i in identities}
     if len(widths) != 1:
         raise RealisIDInputError(node, "identity", f"the identities have different embedding widths {sorted(widths)}",
                                  "make every identity with the same face-analysis pack")
-    return Identity(torch.cat([i.embeddings for i in identities]))
+    norms = None if any(i.norms is None for i in identities) else torch.cat([i.norms for i in identities])
+    packs = {i.pack for i in identities}
+    return Identity(torch.cat([i.embeddings for i in identities]), norms, packs.pop() if len(packs) == 1 else None)

@@ -10,13 +10,20 @@ from .errors import RealisIDInputError
 
 @dataclass(frozen=True)
 class IdentityTokens:
-    """tokens [N, K, D]: N identities (one per face, in face order), K tokens of width D."""
+    """tokens [N, K, D]: N identities (person order), K tokens of width D; null [1, K, D]: the
+    projector's tokens for a zero embedding, the "no identity" that CFG's unconditional side gets
+    (InstantID's convention, and what training drops identity to). None when unknown (tokens made
+    elsewhere): the unconditional side then cannot be given a null identity and the branch refuses."""
 
     tokens: torch.Tensor
+    null: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.tokens.ndim != 3:
             raise ValueError(f"IdentityTokens.tokens must be [N, K, D], got {tuple(self.tokens.shape)}")
+        if self.null is not None and tuple(self.null.shape) != (1, *self.tokens.shape[1:]):
+            raise ValueError(f"IdentityTokens.null must be [1, K, D] = {(1, *self.tokens.shape[1:])}, "
+                             f"got {tuple(self.null.shape)}")
 
     @property
     def count(self) -> int:
@@ -25,6 +32,10 @@ class IdentityTokens:
     @property
     def width(self) -> int:
         return int(self.tokens.shape[-1])
+
+    def person(self, index: int) -> "IdentityTokens":
+        """Identity `index` (0-based) alone, with the same null tokens."""
+        return IdentityTokens(self.tokens[index:index + 1], self.null)
 
     def for_faces(self, faces: int, node: str, input_name: str) -> torch.Tensor:
         """[faces, K, D]: one identity per face; a single identity is shared by every face."""

@@ -16,13 +16,16 @@ MAX_FACES = 8
 class FaceLocations:
     """F face boxes as (cx, cy, w, h): centre and size as fractions of the picture's width and height.
 
-    `width`/`height` are the pixel size of the picture the boxes were made for; the
-    boxes are relative, so the same locations apply to any latent of the same aspect.
+    `width`/`height` are the pixel size of the picture the boxes were made for (0, 0: boxes typed
+    as fractions of each side, which fit a picture of any shape); the boxes are relative, so the
+    same locations apply to any latent of the same aspect. `sources` names where each face's
+    place came from (for messages), in face order, or is empty.
     """
 
     boxes: torch.Tensor  # [F, 4] float64
     width: int
     height: int
+    sources: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.boxes.ndim != 2 or self.boxes.shape[-1] != 4:
@@ -31,6 +34,15 @@ class FaceLocations:
     @property
     def count(self) -> int:
         return int(self.boxes.shape[0])
+
+    @property
+    def has_shape(self) -> bool:
+        """Whether the boxes were made for a picture of a particular shape."""
+        return self.width > 0 and self.height > 0
+
+    def source(self, face: int = 0) -> str:
+        """Where face `face` (0-based) came from, for messages."""
+        return self.sources[face] if face < len(self.sources) else "RealisID Location Guidance"
 
     def pixel_boxes(self, width: int | None = None, height: int | None = None) -> torch.Tensor:
         """Boxes as (x0, y0, x1, y1) in pixels of a picture `width`×`height` (default: their own)."""

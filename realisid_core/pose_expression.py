@@ -13,6 +13,7 @@ import numpy as np
 
 from .geometry import regions_from_locations
 from .locations import FaceLocations
+from .face_pose import MIRROR_5, MIRROR_68, FacePose
 from .optional import require
 
 RENDERER_VERSION = 1
@@ -32,12 +33,6 @@ PARTS_68 = (
 )
 # right eye, left eye, nose, right and left mouth corner (the subject's right is the picture's left)
 KEYPOINT_COLOURS = ((0, 255, 0), (128, 255, 0), (0, 160, 255), (255, 0, 0), (255, 0, 255))
-
-# Which point becomes which when the face is mirrored (the subject's right eye becomes the left one, ...)
-MIRROR_68 = np.array(list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
-                     + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
-                     + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
-MIRROR_5 = np.array([1, 0, 2, 4, 3])
 
 
 def _layout_size(layout: str) -> int:
@@ -67,18 +62,22 @@ def mirror_box(box: np.ndarray, image_width: float) -> np.ndarray:
 def retarget(points: np.ndarray, source_box: np.ndarray, target_box: np.ndarray) -> np.ndarray:
     """Move a face's landmarks from its box onto another box by a similarity transform.
 
-    Centre goes to centre, and the longer side sets the scale (the crop frame's rule), so the
-    points sit in the target's crop exactly as they sat in the source's: pose and expression
-    are kept. A third (depth) coordinate is scaled with x and y.
+    Centre goes to centre, and the longer side sets the scale (the crop frame's rule, the one
+    FacePose uses), so the points sit in the target's crop exactly as they sat in the source's:
+    pose and expression are kept. A third (depth) coordinate is scaled with x and y.
     """
-    points = np.asarray(points, np.float64)
-    sx0, sy0, sx1, sy1 = (float(v) for v in source_box)
+    frame = FacePose.from_points(points, source_box).keypoints  # any number of points, in the box frame
     tx0, ty0, tx1, ty1 = (float(v) for v in target_box)
-    scale = max(tx1 - tx0, ty1 - ty0) / max(sx1 - sx0, sy1 - sy0, 1e-9)
-    out = points * scale
-    out[:, 0] += (tx0 + tx1) / 2 - (sx0 + sx1) / 2 * scale
-    out[:, 1] += (ty0 + ty1) / 2 - (sy0 + sy1) / 2 * scale
+    out = frame * max(tx1 - tx0, ty1 - ty0)
+    out[:, 0] += (tx0 + tx1) / 2
+    out[:, 1] += (ty0 + ty1) / 2
     return out
+
+
+def keypoints_from_68(points: np.ndarray) -> np.ndarray:
+    """The 5 detector keypoints (eye centres, nose tip, mouth corners) of 68 iBUG landmarks."""
+    points = np.asarray(points, np.float64)
+    return np.stack([points[36:42].mean(0), points[42:48].mean(0), points[30], points[48], points[54]])
 
 
 def to_crop_frame(points: np.ndarray, x0: float, y0: float, side: float, size: int) -> np.ndarray:
@@ -129,20 +128,25 @@ def render_pose_preview(placed: list[np.ndarray], locations: FaceLocations, marg
 
 def pose_hints(driving_points: list[np.ndarray], driving_boxes: list[np.ndarray], locations: FaceLocations,
                size: int, margin: float = 1.6, layout: str = LAYOUTS[0]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """One hint per face location, each driving face retargeted onto its location.
+    """One hint per face location (picture pixels), each driving face retargeted onto its location.
 
+    The same drawing the local branch does in its crop frame (`hint_formats.render_branch_hints`).
     Returns (hints [F, size, size, 3] uint8, the retargeted points in the locations' picture pixels).
     """
+    from .hint_formats import placed_points, render_branch_hints
+
+    n = _layout_size(layout)
+    poses = []
+    for points, box in zip(driving_points, driving_boxes):
+        points = np.asarray(points, np.float64)
+        poses.append(FacePose.from_points(keypoints_from_68(points) if n == 68 else points, box,
+                                          points if n == 68 else None))
     width, height = locations.width, locations.height
     regions = regions_from_locations(locations, height, width, margin)
-    targets = locations.pixel_boxes().numpy()
-    hints, placed = [], []
-    for f in range(locations.count):
-        points = retarget(driving_points[f], driving_boxes[f], targets[f])
-        frame = to_crop_frame(points, float(regions.x0[f]), float(regions.y0[f]), float(regions.side[f]), size)
-        hints.append(render_pose(frame, size, layout))
-        placed.append(points)
-    return np.stack(hints), placed
+    boxes = locations.boxes.numpy()
+    name = "realisid-pose-v1-68" if n == 68 else "realisid-pose-v1-5"
+    hints = render_branch_hints(name, poses, boxes, regions, height, width, size)
+    return hints, placed_points(poses, boxes, height, width, n)
 
 
 def head_pose_68(points_3d: np.ndarray) -> np.ndarray:

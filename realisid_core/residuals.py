@@ -27,3 +27,10 @@ def add_residuals(a: Residuals | None, b: Residuals | None) -> Residuals | None:
         out[key] = [x if y is None else y if x is None else x + y
                     for x, y in zip(la + [None] * (len(lb) - len(la)), lb + [None] * (len(la) - len(lb)))]
     return out
+
+
+def scale_residuals(residuals: Residuals, scale: torch.Tensor) -> Residuals:
+    """Every residual times a per-row scale [N] (one factor per crop, say)."""
+    def times(r):
+        return r * scale.view(-1, *([1] * (r.ndim - 1))).to(r.dtype)
+    return {key: [None if r is None else times(r) for r in levels] for key, levels in residuals.items()}

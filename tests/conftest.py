@@ -47,9 +47,18 @@ def tiny():
     if not HOST_PRESENT:
         pytest.skip(NO_HOST_REASON)
     from fixtures import tiny_models
-    return {"sd15": tiny_models.sd15_checkpoint(), "sd15_cn": tiny_models.sd15_controlnet(),
-            "sd15_cn_b": tiny_models.sd15_controlnet(seed=11), "sd15_cn_c": tiny_models.sd15_controlnet(seed=12),
-            "sdxl": tiny_models.sdxl_unet(), "sdxl_cn": tiny_models.sdxl_controlnet()}
+    from realisid_core.branch_description import BranchDescription
+    files = {"sd15": tiny_models.sd15_checkpoint(), "sd15_cn": tiny_models.sd15_controlnet(),
+             "sd15_cn_b": tiny_models.sd15_controlnet(seed=11), "sd15_cn_c": tiny_models.sd15_controlnet(seed=12),
+             "sdxl": tiny_models.sdxl_unet(), "sdxl_cn": tiny_models.sdxl_controlnet()}
+    # the same weights as RealisID branches that carry their description, as the trainer exports them
+    local = BranchDescription("local", "SD1.5", hint_format="realisid-pose-v1-68", working_size=32, margin=1.6)
+    glob = BranchDescription("global", "SD1.5", guidance_format="realisid-location-v1", context="text")
+    local_xl = BranchDescription("local", "SDXL", hint_format="realisid-pose-v1-68", working_size=32, margin=1.6)
+    for role, source, description in (("sd15_local", "sd15_cn", local), ("sd15_global", "sd15_cn_b", glob),
+                                      ("sdxl_local", "sdxl_cn", local_xl)):
+        files[role] = tiny_models.described(files[source], description.to_metadata(), f"realisid_test_{role}.safetensors")
+    return files
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +68,7 @@ def server(tiny, tmp_path_factory):
     models = {"checkpoints/tiny_sd15.safetensors": tiny["sd15"],
               "diffusion_models/tiny_sdxl_vega.safetensors": tiny["sdxl"],
               **{f"controlnet/tiny_{role}.safetensors": tiny[role]
-                 for role in ("sd15_cn", "sd15_cn_b", "sd15_cn_c", "sdxl_cn")}}
+                 for role in ("sd15_cn", "sd15_cn_b", "sd15_cn_c", "sdxl_cn", "sd15_local", "sd15_global", "sdxl_local")}}
     srv = start_server(HOST, tmp_path_factory.mktemp("comfyui"), models)
     try:
         yield srv
@@ -81,8 +90,8 @@ def workflow_server(server, tiny, tmp_path_factory):
     from fixtures.fake_insightface import fake_insightface_root, paint_face
     from fixtures.host import pack_module
     links = {"checkpoints/v1-5-pruned-emaonly.safetensors": tiny["sd15"],
-             "controlnet/realisid_local_sd15.safetensors": tiny["sd15_cn"],
-             "controlnet/realisid_global_sd15.safetensors": tiny["sd15_cn_b"],
+             "controlnet/realisid_local_sd15.safetensors": tiny["sd15_local"],
+             "controlnet/realisid_global_sd15.safetensors": tiny["sd15_global"],
              "insightface/models/antelopev2": Path(fake_insightface_root()) / "models" / "antelopev2"}
     projector = tmp_path_factory.mktemp("projector") / "projector.safetensors"
     torch.manual_seed(0)

@@ -26,7 +26,9 @@ def test_tokens_and_width_come_from_the_file_and_projection_matches(tmp_path):
     tokens = project(projector, identity, "n")
     assert tokens.tokens.shape == (1, 6, 320) and tokens.width == 320
     with torch.no_grad():
-        assert torch.allclose(tokens.tokens, reference(identity.embeddings))
+        assert torch.allclose(tokens.tokens, reference(identity.embeddings), atol=1e-6)
+        # the null identity CFG's unconditional side gets: the projector of a zero embedding
+        assert torch.allclose(tokens.null, reference(torch.zeros(1, 512)), atol=1e-6)
     # LayerNorm'ed tokens: zero mean and unit variance per token (before the affine, which starts at identity)
     assert torch.allclose(tokens.tokens.mean(-1), torch.zeros(1, 6), atol=1e-5)
 
@@ -60,3 +62,15 @@ def test_a_projector_nothing_uses_is_freed(tmp_path):
     ref = weakref.ref(load_projector(str(tmp_path / "p.safetensors")))
     gc.collect()
     assert ref() is None
+
+
+def test_raw_projection_feeds_the_recogniser_length():
+    """InstantID's projector takes raw recogniser vectors: their length is kept through the photos' mean."""
+    projector = IDProjector(512, 2, 64).eval()
+    raw = torch.nn.functional.normalize(torch.randn(3, 512), dim=-1) * torch.tensor([[20.0], [24.0], [28.0]])
+    identity = mean_identity(raw, "n", "i", norms=raw.norm(dim=-1))
+    assert torch.allclose(identity.raw().norm(), torch.tensor(24.0))
+    with torch.no_grad():
+        expected = projector(identity.raw())
+    assert torch.allclose(project(projector, identity, "n", raw=True).tokens, expected, atol=1e-5)
+    assert not torch.allclose(project(projector, identity, "n").tokens, expected, atol=1e-3)
