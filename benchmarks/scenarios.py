@@ -87,8 +87,9 @@ def _pre_run(control, setup: Setup):
 
 def global_control(setup: Setup):
     controls = pack_module("nodes.controls")
-    c = controls.GlobalBranchControl.from_controlnet(setup.controlnet, controls.GlobalBranchSpec(identity=None))
-    c.set_cond_hint(setup.tensor(1, 3, setup.resolution, setup.resolution).float().clamp(0, 1).cpu(), 1.0, (0.0, 1.0))
+    spec = controls.GlobalBranchSpec(face_locations(4, setup.resolution))
+    c = controls.GlobalBranchControl.from_controlnet(setup.controlnet, spec)
+    c.set_cond_hint(None, 1.0, (0.0, 1.0))
     return _pre_run(c, setup)
 
 
@@ -96,11 +97,14 @@ def local_control(setup: Setup, faces: int, sequential: bool = False, previous=N
     controls = pack_module("nodes.controls")
     local_branch = pack_module("realisid_core.local_branch")
     settings = local_branch.LocalBranchSettings(setup.working_size, 1.6, 0.15)
-    hints = torch.rand(faces, 3, 128, 128, generator=torch.Generator().manual_seed(faces))
-    identity = torch.randn(faces, setup.family.tokens, setup.family.context_dim) * 0.5
-    spec = controls.LocalBranchSpec(face_locations(faces, setup.resolution), hints, identity, settings)
+    tokens = pack_module("realisid_core.identity_tokens").IdentityTokens(
+        torch.randn(faces, setup.family.tokens, setup.family.context_dim) * 0.5,
+        torch.randn(1, setup.family.tokens, setup.family.context_dim) * 0.5)
+    poses = (pack_module("realisid_core.face_pose").frontal_pose(),) * faces
+    spec = controls.LocalBranchSpec(face_locations(faces, setup.resolution), poses, "realisid-pose-v1-68", tokens,
+                                    torch.ones(faces), settings)
     c = controls.LocalBranchControl.from_controlnet(setup.controlnet, spec)
-    c.set_cond_hint(hints, 1.0, (0.0, 1.0))
+    c.set_cond_hint(None, 1.0, (0.0, 1.0))
     if sequential:  # one forward per face (its B crops), the same total work without batching faces
         c._max_crops = lambda device, dtype, size: BATCH
     if previous is not None:

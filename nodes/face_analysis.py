@@ -81,8 +81,8 @@ class RealisIDFaceAnalysis:
         pictures, found = _analyze_batch(analyzer, images, ANALYSIS, threshold)
         empty = [i for i, f in enumerate(found) if not f]
         if require_face and empty:
-            raise RealisIDInputError(ANALYSIS, "images", f"no face was found in image {empty[0]}"
-                                     + (f" (nor in images {empty[1:]})" if len(empty) > 1 else "")
+            raise RealisIDInputError(ANALYSIS, "images", f"no face was found in image {empty[0] + 1}"
+                                     + (f" (nor in images {[i + 1 for i in empty[1:]]})" if len(empty) > 1 else "")
                                      + f" of {len(pictures)}",
                                      "use a picture with a clearly visible face, lower 'threshold', or turn off 'require_face'")
         picked = select_faces(found, selection, index, ANALYSIS)

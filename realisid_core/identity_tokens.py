@@ -37,15 +37,6 @@ class IdentityTokens:
         """Identity `index` (0-based) alone, with the same null tokens."""
         return IdentityTokens(self.tokens[index:index + 1], self.null)
 
-    def for_faces(self, faces: int, node: str, input_name: str) -> torch.Tensor:
-        """[faces, K, D]: one identity per face; a single identity is shared by every face."""
-        if self.count == faces:
-            return self.tokens
-        if self.count == 1:
-            return self.tokens.expand(faces, -1, -1)
-        raise RealisIDInputError(node, input_name, f"{self.count} identities were given for {faces} face locations",
-                                 f"give one identity per face ({faces}), or a single identity for all of them")
-
     def check_width(self, width: int, node: str, input_name: str) -> "IdentityTokens":
         if self.width != width:
             raise RealisIDInputError(node, input_name, f"the identity tokens are {self.width} wide but the ControlNet's "

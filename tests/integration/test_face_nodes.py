@@ -13,8 +13,9 @@ skimage_data = pytest.importorskip("skimage.data")
 from fixtures.fake_insightface import fake_insightface_root, paint_face  # noqa: E402
 
 FACE_NODES = {"RealisID_FaceAnalysisLoader", "RealisID_FaceAnalysis", "RealisID_Identity", "RealisID_IdentityBatch",
-              "RealisID_IDProjectorLoader", "RealisID_IdentityTokens",
-              "RealisID_PoseExpression", "RealisID_LocationsFromFaces", "RealisID_LocationsFromMask"}
+              "RealisID_IDProjectorLoader", "RealisID_IdentityTokens", "RealisID_PoseExpression",
+              "RealisID_LocationsFromFaces", "RealisID_LocationsFromMask", "RealisID_Person", "RealisID_People",
+              "RealisID_PeopleFromLocations"}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_analysis_selects_faces_and_names_the_picture_without_a_face(host):
     analyzer = load(host)
     images = torch.cat([as_image(layout_photo()), as_image(np.ascontiguousarray(group_photo()[:512, :512]))])
     analysis = node("RealisID_FaceAnalysis")
-    with pytest.raises(ValueError, match=r"RealisID Face Analysis: input 'images': no face was found in image 1 of 2.*Fix:"):
+    with pytest.raises(ValueError, match=r"RealisID Face Analysis: input 'images': no face was found in image 2 of 2.*Fix:"):
         analysis.analyze(analyzer, images, "all, left to right", 0, 0.5, True)
     faces, preview = analysis.analyze(analyzer, images, "all, left to right", 0, 0.5, False)
     assert faces.count == 2 and [f.centre_x < 256 for f in faces.faces] == [True, False]
@@ -88,12 +89,18 @@ def test_identity_tokens_and_three_identities_for_two_locations(host):
     node, pack_module = host
     analyzer = load(host)
     photos = torch.cat([as_image(layout_photo()), as_image(layout_photo()[:, ::-1])])
-    (identity,) = node("RealisID_Identity").identify(analyzer, photos, "error")
+    identity, preview = node("RealisID_Identity").identify(analyzer, photos, "error")
     assert identity.count == 1 and float(identity.embeddings.norm()) == pytest.approx(1, abs=1e-5)
+    assert identity.pack == "antelopev2" and identity.norms is not None and float(identity.norms[0]) > 0
+    # the preview marks, in each photo, the face that was used (the largest: the right one here) in green
+    assert preview.shape == (2, 512, 512, 3)
+    green = (preview[0, ..., 1] > 0.8) & (preview[0, ..., 0] < 0.1) & (preview[0, ..., 2] < 0.1)
+    ys, xs = torch.nonzero(green, as_tuple=True)
+    assert xs.float().mean() > 256
     no_face = torch.cat([photos, as_image(np.ascontiguousarray(group_photo()[:512, -512:]))])
-    with pytest.raises(ValueError, match=r"RealisID Identity: input 'images': no face was found in photo 2 of 3"):
+    with pytest.raises(ValueError, match=r"RealisID Identity: input 'images': no face was found in photo 3 of 3"):
         node("RealisID_Identity").identify(analyzer, no_face, "error")
-    (skipped,) = node("RealisID_Identity").identify(analyzer, no_face, "skip")
+    skipped, _ = node("RealisID_Identity").identify(analyzer, no_face, "skip")
     assert torch.allclose(skipped.embeddings, identity.embeddings)
     (three,) = node("RealisID_IdentityBatch").join(identity, identity_2=skipped, identity_3=identity)
     (projector,) = node("RealisID_IDProjectorLoader").load("realisid_id_proj.safetensors")
@@ -101,25 +108,40 @@ def test_identity_tokens_and_three_identities_for_two_locations(host):
     (tokens,) = node("RealisID_IdentityTokens").project(projector, three)
     assert isinstance(tokens, pack_module("realisid_core.identity_tokens").IdentityTokens)
     assert tokens.tokens.shape == (3, 4, 768)
-    with pytest.raises(ValueError, match="3 identities were given for 2 face locations"):
-        tokens.for_faces(2, "RealisID Apply Local Branch", "id_tokens")
+    two = node("RealisID_LocationsFromFaces").locate(
+        node("RealisID_FaceAnalysis").analyze(analyzer, as_image(layout_photo()), "all, left to right", 0, 0.5, True)[0], 0)[0]
+    with pytest.raises(ValueError, match=r"input 'id_tokens': 3 were given for 2 locations"):
+        node("RealisID_PeopleFromLocations").make(two, 1.0, id_tokens=tokens)
+    people, _ = node("RealisID_PeopleFromLocations").make(two, 1.0, id_tokens=tokens.person(0))
+    assert all(torch.equal(p.tokens.tokens, tokens.tokens[:1]) for p in people.persons)
 
 
-def test_layout_photo_to_locations_to_pose_hints(host):
+def test_layout_photo_to_locations_to_people_with_poses(host):
     node, pack_module = host
     analyzer = load(host)
     faces, _ = node("RealisID_FaceAnalysis").analyze(analyzer, as_image(layout_photo()), "all, left to right", 0, 0.5, True)
-    locations, guidance = node("RealisID_LocationsFromFaces").locate(faces, 0)
-    assert locations.count == 2 and guidance.shape == (1, 512, 512, 3)
-    driving, _ = node("RealisID_FaceAnalysis").analyze(analyzer, as_image(layout_photo()), "largest", 0, 0.5, True)
-    hints, preview = node("RealisID_PoseExpression").render(locations, driving, "68 landmarks", 512, 1.6, False)
-    assert hints.shape == (2, 512, 512, 3) and preview.shape == (1, 512, 512, 3)
-    assert (hints.sum(-1) > 0).float().mean() > 0.005
-    keypoint_hints, _ = node("RealisID_PoseExpression").render(locations, driving, "5 keypoints", 256, 1.6, True)
-    assert keypoint_hints.shape == (2, 256, 256, 3)
-    with pytest.raises(ValueError, match=r"input 'driving_faces': 2 faces were given for 1 face locations"):
-        single = node("RealisID_LocationsFromMask").locate(torch.ones(1, 64, 64), 0.0)[0]
-        node("RealisID_PoseExpression").render(single, faces, "68 landmarks", 512, 1.6, False)
+    locations, preview = node("RealisID_LocationsFromFaces").locate(faces, 0)
+    assert locations.count == 2 and preview.shape[-1] == 3
+    pose, pose_preview = node("RealisID_PoseExpression").extract(faces, 2, False)
+    assert len(pose) == 1 and pose[0].landmarks_68 is not None and pose_preview.shape[-1] == 3
+    both, _ = node("RealisID_PoseExpression").extract(faces, 0, True)
+    assert len(both) == 2
+    # the mirrored pose is the pose of the face in the mirrored photo
+    mirrored_faces, _ = node("RealisID_FaceAnalysis").analyze(analyzer, as_image(layout_photo()[:, ::-1]),
+                                                              "all, left to right", 0, 0.5, True)
+    again = pack_module("realisid_core.face_pose").FacePose.from_face(mirrored_faces.faces[1])
+    np.testing.assert_allclose(both[0].keypoints, again.keypoints, atol=0.02)
+    people, people_preview = node("RealisID_PeopleFromLocations").make(locations, 1.0, poses=pose)
+    assert people.count == 2 and all(p.pose is pose[0] for p in people.persons)
+    assert people_preview.shape == (1, 768, 768, 3) and float(people_preview.max()) > 0
+    person = node("RealisID_Person").make(2, "", 0.5, locations=locations, pose=pose)[0]
+    assert person.place.box == tuple(locations.boxes[1].tolist()) and "layout photo" in person.place.source
+    with pytest.raises(ValueError, match=r"input 'location_number': face 3 was asked for but the locations have 2 faces"):
+        node("RealisID_Person").make(3, "", 1.0, locations=locations)
+    with pytest.raises(ValueError, match=r"input 'face_number': face 3 was asked for but 2 faces were found"):
+        node("RealisID_PoseExpression").extract(faces, 3, False)
+    with pytest.raises(ValueError, match=r"input 'poses': 3 were given for 2 locations"):
+        node("RealisID_PeopleFromLocations").make(locations, 1.0, poses=pose * 3)
 
 
 def test_missing_insightface_or_onnxruntime_says_what_to_install(host, monkeypatch):

@@ -8,9 +8,11 @@ from fixtures.graphs import Branch, GraphSpec, build
 
 EXPECTED_NODES = {"RealisID_LocationGuidance", "RealisID_ApplyLocalBranch", "RealisID_ApplyGlobalBranch",
                   "RealisID_FaceAnalysisLoader", "RealisID_FaceAnalysis", "RealisID_Identity", "RealisID_IdentityBatch",
-                  "RealisID_IDProjectorLoader", "RealisID_IdentityTokens",
+                  "RealisID_IDProjectorLoader", "RealisID_IdentityTokens", "RealisID_LoadControlNet",
+                  "RealisID_Person", "RealisID_People", "RealisID_PeopleFromLocations",
                   "RealisID_PoseExpression", "RealisID_LocationsFromFaces", "RealisID_LocationsFromMask"}
-SD15_LOCAL, SD15_GLOBAL, SD15_PLAIN = "tiny_sd15_cn.safetensors", "tiny_sd15_cn_b.safetensors", "tiny_sd15_cn_c.safetensors"
+SD15_LOCAL, SD15_GLOBAL = "tiny_sd15_local.safetensors", "tiny_sd15_global.safetensors"
+SD15_PLAIN = "tiny_sd15_cn_c.safetensors"
 
 
 def pixels(server, spec):
@@ -29,6 +31,13 @@ def test_pack_loads_through_comfyuis_custom_node_loader(server):
     registered = {k for k in info if k.startswith("RealisID_")}
     assert EXPECTED_NODES <= registered
     assert all(info[k]["category"].startswith("RealisID/") for k in registered)
+    loaders = {k for k in registered if "Load" in info[k]["display_name"]}
+    assert loaders and all(info[k]["category"] == "RealisID/loaders" for k in loaders)
+    for k in registered:  # every input has a tooltip in the artist's terms
+        for group in ("required", "optional"):
+            for name, spec in info[k]["input"].get(group, {}).items():
+                if spec[0] not in ("CONDITIONING", "MODEL", "LATENT") and name not in ("positive", "negative"):
+                    assert len(spec) > 1 and spec[1].get("tooltip"), f"{k}.{name} has no tooltip"
     log = server.log()
     assert "IMPORT FAILED" not in "\n".join(l for l in log.splitlines() if PACK_DIR_NAME in l), log[-3000:]
     assert "RealisID: nodes in" not in log, log[-3000:]
@@ -70,15 +79,33 @@ def test_three_controlnets_in_one_chain_run(server, baseline):
     assert not np.array_equal(pixels(server, spec), baseline)
 
 
+def test_eight_people_each_placed_explicitly(server, baseline):
+    """Eight Person nodes, person k given its place as a box (no counting from the left), gathered in order."""
+    from comfy_execution.graph_utils import GraphBuilder
+    graph = build(GraphSpec("eight", local_branch=Branch(SD15_LOCAL)))
+    g = GraphBuilder(prefix="p")
+    persons = {f"person_{k}": g.node("RealisID_Person", location_number=1, strength=1.0,
+                                     box=f"{0.12 + 0.11 * (k - 1):.2f} {0.8 - 0.08 * (k - 1):.2f} 0.1 0.1").out(0)
+               for k in range(1, 9)}
+    gathered = g.node("RealisID_People", **persons)
+    g.node("PreviewImage", images=gathered.out(1))
+    extra = g.finalize()
+    graph.update(extra)
+    local = next(k for k, v in graph.items() if v["class_type"] == "RealisID_ApplyLocalBranch")
+    graph[local]["inputs"]["people"] = [next(k for k, v in extra.items() if v["class_type"] == "RealisID_People"), 0]
+    files = server.images(server.run(graph))
+    picture = np.asarray(Image.open(files[0]))
+    assert picture.shape == (128, 128, 3) and not np.array_equal(picture, baseline[0])
+
+
 def test_sdxl_shaped_model(server):
     plain = pixels(server, GraphSpec("sdxl_plain", sdxl=True))
-    steered = pixels(server, GraphSpec("sdxl_steered", sdxl=True, global_branch=Branch("tiny_sdxl_cn.safetensors"),
-                                       local_branch=Branch("tiny_sdxl_cn.safetensors")))
+    steered = pixels(server, GraphSpec("sdxl_steered", sdxl=True, local_branch=Branch("tiny_sdxl_local.safetensors")))
     assert np.abs(steered.astype(int) - plain.astype(int)).mean() > 1.0
 
 
 def test_controlnet_of_another_family_fails_before_sampling_with_a_clear_error(server):
-    spec = GraphSpec("mismatch", local_branch=Branch("tiny_sdxl_cn.safetensors"))
+    spec = GraphSpec("mismatch", local_branch=Branch("tiny_sdxl_local.safetensors"))
     with pytest.raises(PromptFailed) as err:
         server.run(build(spec))
     message = err.value.details["exception_message"]
@@ -86,11 +113,11 @@ def test_controlnet_of_another_family_fails_before_sampling_with_a_clear_error(s
     assert "SDXL" in message and "SD1.5" in message and "Fix:" in message
 
 
-def test_more_hints_than_faces_is_a_clear_error(server):
+def test_a_controlnet_loaded_without_its_description_is_a_clear_error(server):
     with pytest.raises(PromptFailed) as err:
-        server.run(build(GraphSpec("hints3", local_branch=Branch(SD15_LOCAL), hints=3)))
+        server.run(build(GraphSpec("undescribed", local_branch=Branch(SD15_LOCAL), loader="ControlNetLoader")))
     message = err.value.details["exception_message"]
-    assert "input 'hints': 3 hint images for 2 faces" in message and "Fix:" in message
+    assert "input 'control_net'" in message and "RealisID Load ControlNet" in message and "Fix:" in message
 
 
 def test_box_outside_the_picture_is_a_clear_error(server):

@@ -28,13 +28,13 @@ def test_no_embedding_and_opposite_embeddings_are_errors():
         mean_identity(torch.cat([v, -v]), "RealisID Identity", "images")
 
 
-def test_joined_identities_keep_person_order_and_three_for_two_locations_is_an_error():
+def test_joined_identities_keep_person_order():
     from realisid_core.id_projector import IDProjector, project
     people = [mean_identity(torch.randn(2, 512), "n", "i") for _ in range(3)]
     joined = join_identities(people, "n")
     assert joined.count == 3 and torch.equal(joined.embeddings[1], people[1].embeddings[0])
     tokens = project(IDProjector(512, 4, 32), joined, "n")
-    with pytest.raises(RealisIDInputError, match=r"3 identities were given for 2 face locations.*Fix: give one identity per face"):
-        tokens.for_faces(2, "RealisID Apply Local Branch", "id_tokens")
+    assert tokens.tokens.shape == (3, 4, 32) and tokens.null.shape == (1, 4, 32)
+    assert torch.equal(tokens.person(1).tokens, tokens.tokens[1:2])
     with pytest.raises(RealisIDInputError, match="different embedding widths"):
         join_identities([people[0], Identity(torch.ones(1, 128))], "n")
