@@ -1,0 +1,77 @@
+"""The artist's preview of face locations: each face box numbered by person (1-based), drawn over
+a layout picture or a dark frame. The canvas in web/location_canvas.js uses the same colours."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .locations import FaceLocations
+
+# Person k is drawn in PERSON_COLOURS[k - 1]; web/location_text.js holds the same list.
+PERSON_COLOURS = ((255, 90, 90), (79, 195, 247), (255, 213, 79), (129, 199, 132),
+                  (186, 104, 200), (255, 138, 101), (77, 182, 172), (240, 98, 146))
+FRAME_GREY = 32  # the dark frame drawn when there is no layout picture
+
+
+def person_colour(person: int) -> tuple[int, int, int]:
+    """The colour of person `person` (1-based)."""
+    return PERSON_COLOURS[(person - 1) % len(PERSON_COLOURS)]
+
+
+def _font(px: int):
+    try:
+        return ImageFont.load_default(size=px)
+    except TypeError:  # Pillow < 10.1: a fixed bitmap font
+        return ImageFont.load_default()
+
+
+def fit_background(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """A ComfyUI IMAGE [B, H, W, C] resized to [B, height, width, 3]. The picture is stretched, not
+    cropped: locations are fractions of the picture, so a face at (0.3, 0.4) of the layout stays there."""
+    rgb = image[..., :3].movedim(-1, 1).float()
+    if rgb.shape[-2:] != (height, width):
+        rgb = torch.nn.functional.interpolate(rgb, size=(height, width), mode="bilinear",
+                                              align_corners=False, antialias=True)
+    return rgb.clamp(0, 1).movedim(1, -1).contiguous()
+
+
+def label_box(box_px, person: int, width: int, height: int, font_px: int) -> tuple[int, int, int, int]:
+    """Where person's number tag goes: inside the box's top-left corner, kept inside the picture."""
+    x0, y0 = max(0.0, box_px[0]), max(0.0, box_px[1])
+    tag_w = font_px * (0.75 * len(str(person)) + 0.5)
+    tag_h = font_px * 1.25
+    x0 = min(x0, width - tag_w)
+    y0 = min(y0, height - tag_h)
+    return int(round(x0)), int(round(y0)), int(round(x0 + tag_w)), int(round(y0 + tag_h))
+
+
+def draw_location_preview(locations: FaceLocations, width: int, height: int,
+                          background: torch.Tensor | None = None) -> torch.Tensor:
+    """IMAGE [B, height, width, 3]: the face boxes numbered by person over `background` (an IMAGE
+    already fitted to width×height, B pictures) or over a dark frame (B = 1)."""
+    if background is None:
+        frames = np.full((1, height, width, 3), FRAME_GREY, dtype=np.uint8)
+    else:
+        frames = (background[..., :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    thickness = max(2, round(max(width, height) / 256))
+    font_px = max(10, round(min(width, height) / 24))
+    font = _font(font_px)
+    boxes = locations.pixel_boxes(width, height).tolist()
+    out = []
+    for frame in frames:
+        picture = Image.fromarray(frame)
+        draw = ImageDraw.Draw(picture)
+        for i, box in enumerate(boxes):
+            person = i + 1
+            colour = person_colour(person)
+            x0, y0, x1, y1 = (int(round(v)) for v in box)
+            draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=colour, width=thickness)
+            tag = label_box(box, person, width, height, font_px)
+            draw.rectangle(tag, fill=colour)
+            text = str(person)
+            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+            draw.text(((tag[0] + tag[2] - (right - left)) / 2 - left, (tag[1] + tag[3] - (bottom - top)) / 2 - top),
+                      text, fill=(0, 0, 0), font=font)
+        out.append(np.asarray(picture))
+    return torch.from_numpy(np.stack(out)).float().div(255)
