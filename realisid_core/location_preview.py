@@ -38,12 +38,11 @@ def fit_background(image: torch.Tensor, width: int, height: int) -> torch.Tensor
 
 def label_box(box_px, person: int, width: int, height: int, font_px: int) -> tuple[int, int, int, int]:
     """Where person's number tag goes: inside the box's top-left corner, kept inside the picture."""
-    x0, y0 = max(0.0, box_px[0]), max(0.0, box_px[1])
-    tag_w = font_px * (0.75 * len(str(person)) + 0.5)
-    tag_h = font_px * 1.25
-    x0 = min(x0, width - tag_w)
-    y0 = min(y0, height - tag_h)
-    return int(round(x0)), int(round(y0)), int(round(x0 + tag_w)), int(round(y0 + tag_h))
+    tag_w = round(font_px * (0.75 * len(str(person)) + 0.5))
+    tag_h = round(font_px * 1.25)
+    x0 = round(min(max(0.0, box_px[0]), width - tag_w))
+    y0 = round(min(max(0.0, box_px[1]), height - tag_h))
+    return x0, y0, x0 + tag_w, y0 + tag_h
 
 
 def draw_location_preview(locations: FaceLocations, width: int, height: int,
@@ -68,7 +67,7 @@ def draw_location_preview(locations: FaceLocations, width: int, height: int,
             x0, y0, x1, y1 = (int(round(v)) for v in box)
             draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=colour, width=thickness)
             tag = label_box(box, person, width, height, font_px)
-            draw.rectangle(tag, fill=colour)
+            draw.rectangle((tag[0], tag[1], tag[2] - 1, tag[3] - 1), fill=colour)
             text = str(person)
             left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
             draw.text(((tag[0] + tag[2] - (right - left)) / 2 - left, (tag[1] + tag[3] - (bottom - top)) / 2 - top),
