@@ -3,7 +3,8 @@
 // A DOM widget under the node's `locations` text: the picture's frame (over the layout picture
 // when there is one) with a numbered box per person. Drag a box to move it, drag a corner to
 // resize it (Shift frees or locks the aspect), double-click empty space or press "+ face" to add
-// a person, select a box and press Delete / Backspace or "delete" to remove it.
+// a person, select a box and press Delete / Backspace or "delete" to remove it, the arrow keys to
+// nudge it (Shift: ten times further), "◀" / "▶" to swap its person number with the one before or after.
 //
 // The `locations` text widget stays the source of truth: every edit here rewrites that widget's
 // value (only the line of the face that changed), and every change of the text redraws the
@@ -12,7 +13,7 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import {
-    MAX_FACES, appendFace, formatFace, parseLocations, personColour, removeLine, replaceFace,
+    MAX_FACES, appendFace, formatFace, parseLocations, personColour, removeLine, replaceFace, swapLines,
 } from "./location_text.js";
 
 const NODE_TYPE = "RealisID_LocationGuidance";
@@ -55,13 +56,13 @@ function viewUrl(value, defaultType = "input") {
     const subfolder = slash < 0 ? "" : name.slice(0, slash);
     const filename = slash < 0 ? name : name.slice(slash + 1);
     return api.apiURL(`/view?filename=${encodeURIComponent(filename)}&type=${type}` +
-                      `&subfolder=${encodeURIComponent(subfolder)}${app.getRandParam?.() ?? ""}`);
+                      `&subfolder=${encodeURIComponent(subfolder)}`);
 }
 
 function entryUrl(entry) {
     if (!entry?.filename) return null;
     return api.apiURL(`/view?filename=${encodeURIComponent(entry.filename)}&type=${entry.type ?? "temp"}` +
-                      `&subfolder=${encodeURIComponent(entry.subfolder ?? "")}${app.getRandParam?.() ?? ""}`);
+                      `&subfolder=${encodeURIComponent(entry.subfolder ?? "")}`);
 }
 
 function widgetValue(node, name) {
@@ -87,15 +88,20 @@ class LocationCanvas {
         this.canvas = document.createElement("canvas");
         this.canvas.tabIndex = 0;
         this.canvas.title = "Drag a box to move a face, drag a corner to resize it (Shift: free or keep the shape), " +
-            "double-click to add a face, Delete to remove the selected one. Box k is person k (line k of the text).";
+            "double-click to add a face; the selected one: Delete removes it, arrow keys nudge it. " +
+            "Box k is person k (line k of the text): ◀ / ▶ swap its number with the one before or after.";
         const bar = document.createElement("div");
         bar.className = "bar";
         this.addButton = this.button("+ face", "Add a person's face (the next number)", () => this.addFace());
         this.deleteButton = this.button("delete", "Delete the selected face (the people after it move up by one)",
                                         () => this.deleteSelected());
+        this.earlierButton = this.button("◀", "Give the selected face the person number before it (swap the two lines)",
+                                         () => this.renumber(-1));
+        this.laterButton = this.button("▶", "Give the selected face the person number after it (swap the two lines)",
+                                       () => this.renumber(+1));
         this.status = document.createElement("span");
         this.status.className = "status";
-        bar.append(this.addButton, this.deleteButton, this.status);
+        bar.append(this.addButton, this.deleteButton, this.earlierButton, this.laterButton, this.status);
         this.element.append(this.canvas, bar);
 
         this.widget = node.addDOMWidget(WIDGET_NAME, "realisid_location_canvas", this.element, {
@@ -350,7 +356,10 @@ class LocationCanvas {
         const { frame } = this.state;
         const people = this.faces.length;
         this.addButton.disabled = people >= MAX_FACES;
-        this.deleteButton.disabled = !(this.selected >= 0 && this.selected < people);
+        const selected = this.selected >= 0 && this.selected < people;
+        this.deleteButton.disabled = !selected;
+        this.earlierButton.disabled = !selected || this.selected === 0;
+        this.laterButton.disabled = !selected || this.selected === people - 1;
         const error = this.errors[0];
         let text = this.message ?? (error ? error.message
             : `${people} ${people === 1 ? "person" : "people"} · ${frame.width}×${frame.height} from ${frame.source}`);
@@ -408,6 +417,24 @@ class LocationCanvas {
         const line = this.faces[this.selected].line;
         this.selected = -1;
         this.setText(removeLine(this.state.text, line));
+    }
+
+    // Person k becomes person k + step and the other one takes k: their two lines swap.
+    renumber(step) {
+        const i = this.selected;
+        const j = i + step;
+        if (i < 0 || j < 0 || j >= this.faces.length) return;
+        const text = swapLines(this.state.text, this.faces[i].line, this.faces[j].line);
+        this.selected = j;
+        this.setText(text);
+        this.update(true);
+    }
+
+    // Move the selected face by (dx, dy), fractions of the picture.
+    nudge(dx, dy) {
+        const face = this.faces[this.selected];
+        if (!face || face.error) return;
+        this.writeFace(this.selected, { ...face, cx: clamp(face.cx + dx, 0, 1), cy: clamp(face.cy + dy, 0, 1) });
     }
 
     flash(message) {
@@ -498,6 +525,12 @@ class LocationCanvas {
     onKeyDown(e) {
         if (e.key === "Delete" || e.key === "Backspace") {
             if (this.selected >= 0) this.deleteSelected();
+            e.preventDefault();
+            e.stopPropagation();
+        } else if (e.key.startsWith("Arrow") && this.selected >= 0) {
+            const step = e.shiftKey ? 0.05 : 0.005;
+            const [dx, dy] = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] }[e.key];
+            this.nudge(dx, dy);
             e.preventDefault();
             e.stopPropagation();
         } else if (e.key === "Escape") {

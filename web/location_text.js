@@ -123,3 +123,10 @@ export function removeLine(text, line) {
     lines.splice(line, 1);
     return lines.join("\n");
 }
+
+// The text with lines `a` and `b` swapped (two people trade numbers).
+export function swapLines(text, a, b) {
+    const lines = splitLines(text);
+    [lines[a], lines[b]] = [lines[b], lines[a]];
+    return lines.join("\n");
+}

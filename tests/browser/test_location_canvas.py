@@ -186,8 +186,20 @@ def test_drag_moves_a_face_and_rewrites_only_its_line(editor):
     assert not is_red(pixel(editor, *to_screen(f, cx - w / 2, cy)))
 
 
+def set_zoom(driver, scale, offset):
+    """Zoom and pan the graph; wait until the canvas element follows (ComfyUI moves DOM widgets a frame later)."""
+    driver.execute_script("app.canvas.ds.scale = arguments[0]; app.canvas.ds.offset = arguments[1];"
+                          "app.graph.setDirtyCanvas(true, true);", scale, offset)
+    wait_for(driver, node_js(f"Math.abs(lc.canvas.getBoundingClientRect().width - lc.canvas.clientWidth * {scale}) < 0.5"),
+             what=f"the canvas at zoom {scale}")
+    time.sleep(0.2)
+
+
 def test_drag_a_corner_resizes_with_the_opposite_corner_fixed(editor):
+    # At 150% zoom: the canvas element is scaled with the graph, pointer positions must follow.
+    set_zoom(editor, 1.5, [-250, -180])
     f = frame_on_screen(editor)
+    assert f["w"] > 400  # the frame is drawn larger on screen
     cx, cy, w, h = parse(text(editor))[1]
     corner = to_screen(f, cx + w / 2, cy + h / 2)
     drag(editor, corner, (corner[0] + 24, corner[1] + 30))
@@ -198,6 +210,7 @@ def test_drag_a_corner_resizes_with_the_opposite_corner_fixed(editor):
     assert nh == pytest.approx(h + 30 / f["h"], abs=0.004)
     assert ncx - nw / 2 == pytest.approx(cx - w / 2, abs=0.003)  # top-left corner stays
     assert ncy - nh / 2 == pytest.approx(cy - h / 2, abs=0.003)
+    set_zoom(editor, 1, [0, 0])
 
 
 def test_run_queues_the_dragged_locations(editor, comfy):
@@ -258,6 +271,21 @@ def test_add_by_double_click_and_delete_with_the_key(editor):
     assert editor.execute_script(node_js("app.graph.nodes.length")) == 3  # Delete removed the face, not the node
 
 
+def test_arrow_keys_nudge_and_buttons_swap_person_numbers(editor):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    f = frame_on_screen(editor)
+    before = text(editor).split("\n")
+    first = parse(text(editor))[0]
+    drag(editor, to_screen(f, first[0], first[1]), to_screen(f, first[0], first[1]), steps=1)  # select person 1
+    ActionChains(editor).send_keys(Keys.ARROW_RIGHT).perform()
+    assert parse(text(editor))[0][0] == pytest.approx(first[0] + 0.005, abs=1e-3)
+    editor.execute_script(node_js("lc.laterButton")).click()  # person 1 becomes person 2
+    after = text(editor).split("\n")
+    assert after[0] == before[1] and parse(after[1])[0][1] == pytest.approx(first[1], abs=1e-3)
+    assert editor.execute_script(node_js("lc.selected")) == 1
+
+
 def test_saved_workflow_round_trips(editor):
     current = text(editor)
     values = editor.execute_script(
@@ -269,3 +297,43 @@ def test_saved_workflow_round_trips(editor):
         app.loadGraphData(workflow).then(() => done(true));""")
     wait_for(editor, node_js("!!lc && lc.canvas.isConnected && lc.faces.length === 2"), what="the reloaded canvas")
     assert text(editor) == current
+
+
+def test_layout_picture_from_load_image_gives_frame_and_background(editor, comfy):
+    from PIL import Image
+    picture = Image.new("RGB", (300, 200), (0, 200, 0))
+    picture.paste((0, 0, 220), (150, 0, 300, 200))
+    picture.save(comfy.root / "input" / "realisid_layout.png")
+    editor.execute_script("""
+        app.graph.clear();
+        const load = LiteGraph.createNode('LoadImage');
+        load.pos = [20, 60];
+        app.graph.add(load);
+        load.widgets.find(w => w.name === 'image').value = 'realisid_layout.png';
+        const node = LiteGraph.createNode('RealisID_LocationGuidance');
+        node.pos = [360, 60];
+        app.graph.add(node);
+        node.setSize([420, 600]);
+        load.connect(0, node, node.inputs.findIndex(i => i.name === 'layout_image'));
+        node.widgets.find(w => w.name === 'locations').value = '0.5 0.5 0.2';
+        app.canvas.ds.scale = 1;
+        app.canvas.ds.offset = [0, 0];
+        app.graph.setDirtyCanvas(true, true);""")
+    frame = wait_for(editor, node_js("lc?.canvas.isConnected && lc.state.frame.width === 300 && lc.state.frame"),
+                     what="the frame from the layout picture")
+    assert (frame["width"], frame["height"]) == (300, 200)
+    assert "300×200 from layout picture" in editor.execute_script(node_js("lc.status.textContent"))
+    colour = lambda x, y: editor.execute_script(node_js("""(() => {
+        const r = lc.canvas.getBoundingClientRect();
+        const px = Math.round((arguments[0] - r.left) * lc.canvas.width / r.width);
+        const py = Math.round((arguments[1] - r.top) * lc.canvas.height / r.height);
+        return Array.from(lc.canvas.getContext('2d').getImageData(px, py, 1, 1).data.slice(0, 3));
+    })()"""), x, y)
+    rect, cw, ch = editor.execute_script(node_js("[lc.canvas.getBoundingClientRect().toJSON(), "
+                                                 "lc.canvas.clientWidth, lc.canvas.clientHeight]"))
+    scale = min((cw - 2 * PAD) / 300, (ch - 2 * PAD) / 200)
+    f = {"x": rect["left"] + (cw - 300 * scale) / 2, "y": rect["top"] + (ch - 200 * scale) / 2,
+         "w": 300 * scale, "h": 200 * scale}
+    green, blue = colour(*to_screen(f, 0.1, 0.1)), colour(*to_screen(f, 0.9, 0.9))
+    assert green[1] > 150 and green[0] < 40 and green[2] < 40, green  # the picture behind the boxes
+    assert blue[2] > 150 and blue[0] < 40 and blue[1] < 40, blue
