@@ -1,34 +1,99 @@
-"""RealisID Location Guidance: where the faces go, as the global branch's hint and as FACE_LOCATIONS."""
-from ..realisid_core.guidance import LOCATION_GUIDANCE_FORMAT, render_location_guidance
-from ..realisid_core.locations import parse_locations
+"""RealisID Location Guidance: where each person's face goes, typed or placed on the node's canvas.
+
+The `locations` text is the source of truth (one face per line, line k = person k); the canvas in
+web/location_canvas.js only edits that text. The picture's size comes from a connected latent,
+else a layout picture, else the width/height widgets."""
+import os
+import random
+
+import numpy as np
+import folder_paths
+from PIL import Image
+
+from ..realisid_core.location_preview import draw_location_preview, fit_background
+from ..realisid_core.locations import MAX_FACES, parse_locations
 
 NODE = "RealisID Location Guidance"
+LATENT_SCALE = 8  # pixels per latent cell in every VAE this pack works with (SD1.5, SDXL)
+
+
+def picture_size(width: int, height: int, latent=None, layout_image=None) -> tuple[int, int, str]:
+    """(width, height, where they came from): the latent's size × 8, else the layout picture's, else the widgets'."""
+    if latent is not None:
+        samples = latent["samples"]
+        return int(samples.shape[-1]) * LATENT_SCALE, int(samples.shape[-2]) * LATENT_SCALE, "latent"
+    if layout_image is not None:
+        return int(layout_image.shape[2]), int(layout_image.shape[1]), "layout_image"
+    return int(width), int(height), "width/height"
+
+
+def _save_temp(images, prefix: str) -> list[dict]:
+    """Save IMAGE pictures into ComfyUI's temp folder as PreviewImage does; their UI entries."""
+    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+        prefix, folder_paths.get_temp_directory(), images.shape[2], images.shape[1])
+    entries = []
+    for i, image in enumerate(images):
+        file = f"{name}_{counter + i:05}_.png"
+        pixels = np.clip(image.cpu().numpy() * 255.0, 0, 255).round().astype(np.uint8)
+        Image.fromarray(pixels).save(os.path.join(folder, file), compress_level=1)
+        entries.append({"filename": file, "subfolder": subfolder, "type": "temp"})
+    return entries
 
 
 class RealisIDLocationGuidance:
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8,
-                              "tooltip": "Width of the picture to generate, in pixels."}),
-            "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8,
-                               "tooltip": "Height of the picture to generate, in pixels."}),
-            "locations": ("STRING", {"multiline": True, "default": "0.5 0.4 0.3",
-                                     "tooltip": "One face per line, numbers as fractions of the picture: "
-                                                "'cx cy size' (a square face, size of the shorter side) or "
-                                                "'cx cy w h'. Face order is person order."}),
-        }}
+        return {
+            "required": {
+                "locations": ("STRING", {
+                    "multiline": True, "default": "0.5 0.4 0.3",
+                    "tooltip": "Where each person's face goes: one line per person, line 1 is person 1. "
+                               "Drag the boxes on the canvas below, or type 'x y size' (a square face) or "
+                               "'x y width height': the face's centre and size as fractions of the picture, "
+                               "0 = left/top edge, 1 = right/bottom edge, size 0.3 = 30% of the picture's "
+                               f"shorter side. Up to {MAX_FACES} people; '#' starts a note."}),
+                "width": ("INT", {
+                    "default": 512, "min": 64, "max": 8192, "step": 8,
+                    "tooltip": "Width of the picture in pixels. Ignored when a latent or a layout picture is "
+                               "connected: the picture's size is then taken from it."}),
+                "height": ("INT", {
+                    "default": 512, "min": 64, "max": 8192, "step": 8,
+                    "tooltip": "Height of the picture in pixels. Ignored when a latent or a layout picture is "
+                               "connected: the picture's size is then taken from it."}),
+            },
+            "optional": {
+                "latent": ("LATENT", {
+                    "tooltip": "The empty latent you sample into (e.g. Empty Latent Image): the picture's size "
+                               "is taken from it, so it is set in one place only."}),
+                "layout_image": ("IMAGE", {
+                    "tooltip": "A photo to place the faces on, or a picture you made before (feed an output "
+                               "back here): shown behind the boxes on the canvas and in the preview. Gives the "
+                               "picture's size when no latent is connected; otherwise it is stretched to the "
+                               "latent's shape."}),
+            },
+        }
 
-    RETURN_TYPES = ("IMAGE", "FACE_LOCATIONS")
-    RETURN_NAMES = ("guidance", "face_locations")
-    FUNCTION = "draw"
+    RETURN_TYPES = ("FACE_LOCATIONS", "IMAGE")
+    RETURN_NAMES = ("face_locations", "preview")
+    OUTPUT_TOOLTIPS = ("Where each person's face goes, for the local and global branches.",
+                       "The face boxes numbered by person, over the layout picture or a dark frame.")
+    FUNCTION = "locate"
     CATEGORY = "RealisID/locations"
-    DESCRIPTION = (f"Draws the global branch's location guidance ({LOCATION_GUIDANCE_FORMAT}: white filled "
-                   "ellipses on black) and outputs the same faces for the local branch.")
+    DESCRIPTION = ("Places each person's face in the picture: drag, resize, add or delete the numbered boxes "
+                   "on the canvas (or edit the text; the text is what runs). Box k is person k.")
 
-    def draw(self, width, height, locations):
+    def locate(self, locations, width, height, latent=None, layout_image=None):
+        width, height, source = picture_size(width, height, latent, layout_image)
         faces = parse_locations(locations, width, height, node=NODE, input_name="locations")
-        return render_location_guidance(faces, width, height), faces
+        background = None if layout_image is None else fit_background(layout_image, width, height)
+        preview = draw_location_preview(faces, width, height, background)
+        prefix = "RealisID_locations_temp_" + "".join(random.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(5))
+        ui = {"images": _save_temp(preview[:1], prefix),
+              # For the canvas: the picture's size as used in this run, and the layout picture without boxes.
+              "realisid_frame": [{"width": width, "height": height, "source": source}]}
+        if background is not None:
+            ui["realisid_background"] = _save_temp(background[:1], prefix + "_layout")
+        return {"ui": ui, "result": (faces, preview)}
 
 
 NODE_CLASS_MAPPINGS = {"RealisID_LocationGuidance": RealisIDLocationGuidance}

@@ -1,8 +1,6 @@
 """Face locations read from pictures: a layout photo's faces, or a MASK's regions."""
 import dataclasses
 
-import torch
-
 from ..realisid_core.location_preview import draw_people
 from ..realisid_core.locations_from_pictures import locations_from_faces, locations_from_mask
 
@@ -13,7 +11,7 @@ FROM_MASK = "RealisID Locations From Mask"
 def _named(locations, source):
     """The locations with their source named (for messages), and their preview."""
     locations = dataclasses.replace(locations, sources=(source,) * locations.count)
-    return locations, torch.from_numpy(draw_people(locations))[None].float() / 255
+    return locations, draw_people(locations)
 
 
 class RealisIDLocationsFromFaces:

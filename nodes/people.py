@@ -1,6 +1,4 @@
 """People nodes: a person (identity, place, pose, strength), and people gathered in order."""
-import torch
-
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.location_preview import draw_people
 from ..realisid_core.people import MAX_PEOPLE, People, Person, Place, box_from_fractions, people_from_locations
@@ -15,11 +13,7 @@ STRENGTH = ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
 
 def preview_image(people: People, node: str):
     """IMAGE [1, H, W, 3]: the people's places numbered, their poses drawn where the branch puts them."""
-    locations = people.locations(node)
-    labels = [f"{k}" + ("" if p.identity is not None or p.tokens is not None else " (no identity)")
-              for k, p in enumerate(people.persons, 1)]
-    drawn = draw_people(locations, [p.pose for p in people.persons], labels=labels)
-    return torch.from_numpy(drawn)[None].float() / 255
+    return draw_people(people.locations(node), [p.pose for p in people.persons])
 
 
 def place_from(locations, location_number: int, box: str, node: str) -> Place:

@@ -15,7 +15,7 @@ def pose_preview(poses: list[FacePose]) -> torch.Tensor:
     boxes = torch.tensor([[(2 * i + 1) / (2 * len(poses)), 0.5, 0.6 / len(poses), 0.6] for i in range(len(poses))],
                          dtype=torch.float64)
     locations = FaceLocations(boxes, PREVIEW_SIDE * len(poses), PREVIEW_SIDE)
-    return torch.from_numpy(draw_people(locations, poses))[None].float() / 255
+    return draw_people(locations, poses)
 
 
 class RealisIDPoseExpression:
