@@ -14,6 +14,7 @@ from ..realisid_core.face_preview import draw_faces
 from ..realisid_core.faces import SELECTIONS, Faces, select_faces
 from ..realisid_core.identity import join_identities, mean_identity
 from .paths import INSIGHTFACE_FOLDER
+from .previews import with_preview
 
 LOADER = "RealisID Face Analysis Loader"
 ANALYSIS = "RealisID Face Analysis"
@@ -59,8 +60,8 @@ class RealisIDFaceAnalysis:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "analyzer": ("FACE_ANALYZER",),
-            "images": ("IMAGE",),
+            "analyzer": ("FACE_ANALYZER", {"tooltip": "The face-analysis models (RealisID Face Analysis Loader)."}),
+            "images": ("IMAGE", {"tooltip": "The photo(s) to find faces in."}),
             "selection": (list(SELECTIONS), {"default": SELECTIONS[0],
                           "tooltip": "Per picture: every face (left to right), the largest, or the index-th from the left."}),
             "index": ("INT", {"default": 0, "min": 0, "max": 63, "tooltip": "Face index from the left, for 'by index'."}),
@@ -89,7 +90,8 @@ class RealisIDFaceAnalysis:
         chosen = {id(f) for f in picked}
         previews = [torch.from_numpy(draw_faces(p, f, chosen)).float() / 255 for p, f in zip(pictures, found)]
         sizes = tuple((p.shape[1], p.shape[0]) for p in pictures)
-        return Faces(tuple(picked), sizes), _stack_previews(previews)
+        stacked = _stack_previews(previews)
+        return with_preview((Faces(tuple(picked), sizes), stacked), stacked)
 
 
 def _stack_previews(previews):
@@ -106,7 +108,7 @@ class RealisIDIdentity:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "analyzer": ("FACE_ANALYZER",),
+            "analyzer": ("FACE_ANALYZER", {"tooltip": "The face-analysis models (RealisID Face Analysis Loader)."}),
             "images": ("IMAGE", {"tooltip": "One or several photos of ONE person; the largest face of each is used."}),
             "photo_without_face": (["error", "skip"], {"default": "error",
                                    "tooltip": "What to do with a photo in which no face is found."}),
@@ -138,20 +140,23 @@ class RealisIDIdentity:
         embeddings = torch.stack([torch.from_numpy(f.embedding) for f in used])
         norms = [f.embedding_norm if f.embedding_norm is not None else 1.0 for f in used]
         identity = mean_identity(embeddings, IDENTITY, "images", norms=norms, pack=used[0].pack)
-        return identity, _stack_previews([torch.from_numpy(p).float() / 255 for p in previews])
+        stacked = _stack_previews([torch.from_numpy(p).float() / 255 for p in previews])
+        return with_preview((identity, stacked), stacked)
 
 
 class RealisIDIdentityBatch:
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"identity_1": ("REALISID_IDENTITY",)},
-                "optional": {f"identity_{i}": ("REALISID_IDENTITY",) for i in range(2, 9)}}
+        def slot(i):
+            return ("REALISID_IDENTITY", {"tooltip": f"Person {i}'s identity (RealisID Identity)."})
+        return {"required": {"identity_1": slot(1)}, "optional": {f"identity_{i}": slot(i) for i in range(2, 9)}}
 
     RETURN_TYPES = ("REALISID_IDENTITY",)
     RETURN_NAMES = ("identities",)
     FUNCTION = "join"
     CATEGORY = "RealisID/faces"
-    DESCRIPTION = "Several people in order: identity 1 for face location 1, identity 2 for location 2, ..."
+    DESCRIPTION = ("Several identities in person order (identity 1 is person 1, ...), for RealisID People From "
+                   "Locations.")
 
     def join(self, identity_1, **more):
         ordered = [identity_1] + [more[k] for k in sorted(more, key=lambda k: int(k.split("_")[1])) if more[k] is not None]

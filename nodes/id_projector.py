@@ -41,13 +41,18 @@ class RealisIDIDProjectorLoader:
 class RealisIDIdentityTokens:
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"projector": ("REALISID_ID_PROJECTOR",), "identity": ("REALISID_IDENTITY",)}}
+        return {"required": {
+            "projector": ("REALISID_ID_PROJECTOR", {"tooltip": "The ID projector that belongs to the local-branch "
+                                                               "ControlNet (RealisID ID Projector Loader)."}),
+            "identity": ("REALISID_IDENTITY", {"tooltip": "One or several people's identities (RealisID Identity)."}),
+        }}
 
     RETURN_TYPES = ("REALISID_ID_TOKENS",)
     RETURN_NAMES = ("id_tokens",)
     FUNCTION = "project"
     CATEGORY = "RealisID/faces"
-    DESCRIPTION = "Identity tokens for the local branch's cross-attention, one set per identity (person order)."
+    DESCRIPTION = ("Turns identities into what the local branch's ControlNet reads (one set of identity tokens per "
+                   "person, plus the 'no identity' tokens CFG's negative side gets).")
 
     def project(self, projector, identity):
         comfy.model_management.load_models_gpu([projector])

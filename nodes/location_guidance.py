@@ -3,15 +3,9 @@
 The `locations` text is the source of truth (one face per line, line k = person k); the canvas in
 web/location_canvas.js only edits that text. The picture's size comes from a connected latent,
 else a layout picture, else the width/height widgets."""
-import os
-import random
-
-import numpy as np
-import folder_paths
-from PIL import Image
-
 from ..realisid_core.location_preview import draw_location_preview, fit_background
 from ..realisid_core.locations import MAX_FACES, parse_locations
+from .previews import save_temp_images, with_preview
 
 NODE = "RealisID Location Guidance"
 LATENT_SCALE = 8  # pixels per latent cell in every VAE this pack works with (SD1.5, SDXL)
@@ -25,19 +19,6 @@ def picture_size(width: int, height: int, latent=None, layout_image=None) -> tup
     if layout_image is not None:
         return int(layout_image.shape[2]), int(layout_image.shape[1]), "layout_image"
     return int(width), int(height), "width/height"
-
-
-def _save_temp(images, prefix: str) -> list[dict]:
-    """Save IMAGE pictures into ComfyUI's temp folder as PreviewImage does; their UI entries."""
-    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
-        prefix, folder_paths.get_temp_directory(), images.shape[2], images.shape[1])
-    entries = []
-    for i, image in enumerate(images):
-        file = f"{name}_{counter + i:05}_.png"
-        pixels = np.clip(image.cpu().numpy() * 255.0, 0, 255).round().astype(np.uint8)
-        Image.fromarray(pixels).save(os.path.join(folder, file), compress_level=1)
-        entries.append({"filename": file, "subfolder": subfolder, "type": "temp"})
-    return entries
 
 
 class RealisIDLocationGuidance:
@@ -87,13 +68,11 @@ class RealisIDLocationGuidance:
         faces = parse_locations(locations, width, height, node=NODE, input_name="locations")
         background = None if layout_image is None else fit_background(layout_image, width, height)
         preview = draw_location_preview(faces, width, height, background)
-        prefix = "RealisID_locations_temp_" + "".join(random.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(5))
-        ui = {"images": _save_temp(preview[:1], prefix),
-              # For the canvas: the picture's size as used in this run, and the layout picture without boxes.
-              "realisid_frame": [{"width": width, "height": height, "source": source}]}
+        # For the canvas: the picture's size as used in this run, and the layout picture without boxes.
+        ui = {"realisid_frame": [{"width": width, "height": height, "source": source}]}
         if background is not None:
-            ui["realisid_background"] = _save_temp(background[:1], prefix + "_layout")
-        return {"ui": ui, "result": (faces, preview)}
+            ui["realisid_background"] = save_temp_images(background[:1], "RealisID_locations_layout")
+        return with_preview((faces, preview), preview[:1], **ui)
 
 
 NODE_CLASS_MAPPINGS = {"RealisID_LocationGuidance": RealisIDLocationGuidance}

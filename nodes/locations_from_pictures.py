@@ -2,6 +2,7 @@
 import dataclasses
 
 from ..realisid_core.location_preview import draw_people
+from .previews import with_preview
 from ..realisid_core.locations_from_pictures import locations_from_faces, locations_from_mask
 
 FROM_FACES = "RealisID Locations From Faces"
@@ -11,7 +12,8 @@ FROM_MASK = "RealisID Locations From Mask"
 def _named(locations, source):
     """The locations with their source named (for messages), and their preview."""
     locations = dataclasses.replace(locations, sources=(source,) * locations.count)
-    return locations, draw_people(locations)
+    preview = draw_people(locations)
+    return with_preview((locations, preview), preview)
 
 
 class RealisIDLocationsFromFaces:

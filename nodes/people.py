@@ -2,6 +2,7 @@
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.location_preview import draw_people
 from ..realisid_core.people import MAX_PEOPLE, People, Person, Place, box_from_fractions, people_from_locations
+from .previews import with_preview
 
 PERSON = "RealisID Person"
 PEOPLE = "RealisID People"
@@ -94,7 +95,8 @@ class RealisIDPeople:
         gathered = (people or People(())) + People(tuple(ordered))
         if gathered.count == 0:
             raise RealisIDInputError(PEOPLE, "person_1", "no person is connected", "connect at least one RealisID Person")
-        return gathered, preview_image(gathered, PEOPLE)
+        preview = preview_image(gathered, PEOPLE)
+        return with_preview((gathered, preview), preview)
 
 
 class RealisIDPeopleFromLocations:
@@ -131,7 +133,8 @@ class RealisIDPeopleFromLocations:
                                      "connect one of them")
         people = people_from_locations(locations, identities, id_tokens, None if poses is None else list(poses))
         people = People(tuple(Person(p.place, p.identity, p.tokens, p.pose, float(strength)) for p in people.persons))
-        return people, preview_image(people, FROM_LOCATIONS)
+        preview = preview_image(people, FROM_LOCATIONS)
+        return with_preview((people, preview), preview)
 
 
 NODE_CLASS_MAPPINGS = {

@@ -5,6 +5,7 @@ from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.face_pose import FacePose
 from ..realisid_core.locations import FaceLocations
 from ..realisid_core.location_preview import draw_people
+from .previews import with_preview
 
 NODE = "RealisID Pose & Expression"
 PREVIEW_SIDE = 256
@@ -49,7 +50,8 @@ class RealisIDPoseExpression:
                                      f"choose a number from 1 to {len(faces)}, or 0 for all of them")
         chosen = faces if face_number == 0 else [faces[face_number - 1]]
         poses = tuple(FacePose.from_face(f, mirror) for f in chosen)
-        return poses, pose_preview(list(poses))
+        preview = pose_preview(list(poses))
+        return with_preview((poses, preview), preview)
 
 
 NODE_CLASS_MAPPINGS = {"RealisID_PoseExpression": RealisIDPoseExpression}

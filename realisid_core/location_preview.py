@@ -102,7 +102,13 @@ def draw_people(locations: FaceLocations, poses: Sequence[FacePose | None] | Non
             continue
         layout = 68 if pose.landmarks_68 is not None else 5
         points = placed_points([pose], boxes[f:f + 1], height, width, layout)[0]
-        drawn = render_pose(points, max(width, height), LAYOUTS[0] if layout == 68 else LAYOUTS[1])
-        canvas = np.maximum(canvas, drawn[:height, :width])
+        # drawn in a square twice the face's size, so lines are as thin relative to the face as in a hint
+        side = max(16, int(2 * max(boxes[f, 2] * width, boxes[f, 3] * height)))
+        x0, y0 = (int(round(v)) for v in points.mean(0) - side / 2)
+        drawn = render_pose(points - [x0, y0], side, LAYOUTS[0] if layout == 68 else LAYOUTS[1])
+        cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(width, x0 + side), min(height, y0 + side)
+        if cx1 > cx0 and cy1 > cy0:
+            window = canvas[cy0:cy1, cx0:cx1]
+            np.maximum(window, drawn[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0], out=window)
     background = torch.from_numpy(canvas)[None].float() / 255
     return draw_location_preview(locations, width, height, background)

@@ -89,7 +89,7 @@ def workflow_server(server, tiny, tmp_path_factory):
 
     from fixtures.fake_insightface import fake_insightface_root, paint_face
     from fixtures.host import pack_module
-    links = {"checkpoints/v1-5-pruned-emaonly.safetensors": tiny["sd15"],
+    links = {"checkpoints/v1-5-pruned-emaonly-fp16.safetensors": tiny["sd15"],
              "controlnet/realisid_local_sd15.safetensors": tiny["sd15_local"],
              "controlnet/realisid_global_sd15.safetensors": tiny["sd15_global"],
              "insightface/models/antelopev2": Path(fake_insightface_root()) / "models" / "antelopev2"}

@@ -1,9 +1,12 @@
-"""Write the example workflows: UI format in workflows/, API-format twins in workflows/api/.
+"""Write the example workflows: UI format in workflows/, API-format twins in workflows/api/, thumbnails.
 
 Run from the repository root with a ComfyUI checkout (COMFYUI_PATH, else ~/comfy/ComfyUI):
     python -m tools.make_workflows
-The graphs are defined once here; both files come from the same definition, with widget
-order read from the node classes, so the twins cannot drift apart.
+Each graph is defined once here, laid out by hand in reading order (people → places and poses →
+sampling), with groups, a note per group and titled nodes; both files come from the same
+definition, with widget order read from the node classes, so the twins cannot drift apart.
+ComfyUI lists workflows/*.json as the pack's templates: the file name is the template's
+description (underscores read as spaces) and <name>.jpg its thumbnail.
 """
 from __future__ import annotations
 
@@ -11,75 +14,130 @@ import json
 import sys
 from pathlib import Path
 
+from tools.workflow_builder import Workflow
+
 REPO = Path(__file__).resolve().parents[1]
 NEGATIVE = "blurry, lowres, deformed face, extra fingers, watermark, text"
+SD15 = {"name": "v1-5-pruned-emaonly-fp16.safetensors", "directory": "checkpoints",
+        "url": "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
+               "v1-5-pruned-emaonly-fp16.safetensors"}
+GROUP_COLOURS = {"people": "#3f789e", "places and poses": "#8A8", "sampling": "#b58b2a"}
+NOTES = {
+    "people": "**People.** Load one or a few photos of each person into *person k photo*. The identity node's "
+              "preview shows, in green, which face of each photo is used (the largest). Needs the antelopev2 "
+              "face-analysis pack in `models/insightface/models/antelopev2`.",
+    "places and poses": "**Places and poses.** Drag the numbered boxes on *faces* (box k is person k; the picture's "
+                        "size comes from *picture size*). *pose photo* gives the pose and expression; *people* "
+                        "previews everyone where they go.",
+    "sampling": "**Sampling.** Write the *prompt*; the branch ControlNets and ID projector come from RealisID's "
+                "trainer (`python -m realisid_train export`) into `models/controlnet` and `models/realisid`.",
+}
 
 
-def start(g, prompt):
-    """Checkpoint, prompts and face analyzer every example begins with."""
-    ckpt = g.node("CheckpointLoaderSimple", ckpt_name="v1-5-pruned-emaonly.safetensors")
-    positive = g.node("CLIPTextEncode", clip=ckpt.out(1), text=prompt).out(0)
-    negative = g.node("CLIPTextEncode", clip=ckpt.out(1), text=NEGATIVE).out(0)
-    analyzer = g.node("RealisID_FaceAnalysisLoader", pack="antelopev2", provider="auto", detection_size="640").out(0)
-    return ckpt, positive, negative, analyzer
+def group(w: Workflow, title: str, x: int, width: int, height: int):
+    w.group(title, x, 0, width, height, GROUP_COLOURS[title], NOTES[title])
 
 
-def two_people(g):
-    """Two people from their photos, placed by numbers, posed and expressed like a driving photo."""
-    ckpt, positive, negative, analyzer = start(g, "two friends laughing on a park bench, candid photo, natural light, 50mm")
-    people = []
-    for n in (1, 2):
-        photos = g.node("LoadImage", image=f"realisid_person_{n}.png").out(0)
-        people.append(g.node("RealisID_Identity", analyzer=analyzer, images=photos, photo_without_face="error").out(0))
-    identities = g.node("RealisID_IdentityBatch", identity_1=people[0], identity_2=people[1]).out(0)
-    projector = g.node("RealisID_IDProjectorLoader", projector_name="realisid_id_projector_sd15.safetensors").out(0)
-    tokens = g.node("RealisID_IdentityTokens", projector=projector, identity=identities).out(0)
-    return ckpt, positive, negative, analyzer, tokens, "0.34 0.42 0.16\n0.67 0.44 0.15", 768, 512, "RealisID_two_people"
+def sd15_sampling(w: Workflow, prompt: str, people, x: int = 1420):
+    """The sampling group: checkpoint, prompts, both branches, sampler, decode, save."""
+    ckpt = w.node("CheckpointLoaderSimple", "checkpoint (SD1.5)", (x + 20, 170), (320, 100), models=[SD15],
+                  ckpt_name=SD15["name"])
+    positive = w.node("CLIPTextEncode", "prompt", (x + 20, 290), (320, 150), clip=ckpt.out(1), text=prompt)
+    negative = w.node("CLIPTextEncode", "negative prompt", (x + 20, 460), (320, 130), clip=ckpt.out(1), text=NEGATIVE)
+    global_net = w.node("RealisID_LoadControlNet", "global branch ControlNet", (x + 20, 610), (320, 90),
+                        control_net_name="realisid_global_sd15.safetensors", kind="auto (from the file)")
+    local_net = w.node("RealisID_LoadControlNet", "local branch ControlNet", (x + 20, 720), (320, 90),
+                       control_net_name="realisid_local_sd15.safetensors", kind="auto (from the file)")
+    projector = w.node("RealisID_IDProjectorLoader", "ID projector", (x + 20, 830), (320, 70),
+                       projector_name="realisid_id_projector_sd15.safetensors")
+    steered = w.node("RealisID_ApplyGlobalBranch", "global branch", (x + 360, 170), (300, 170),
+                     positive=positive.out(0), negative=negative.out(0), control_net=global_net.out(0), people=people,
+                     strength=1.0, start_percent=0.0, end_percent=1.0)
+    steered = w.node("RealisID_ApplyLocalBranch", "local branch", (x + 360, 360), (300, 230),
+                     positive=steered.out(0), negative=steered.out(1), control_net=local_net.out(0), people=people,
+                     strength=1.0, start_percent=0.0, end_percent=1.0, working_size="as trained", feather=0.15,
+                     id_projector=projector.out(0))
+    return ckpt, steered
 
 
-def small_face(g):
-    """One person as a small face in a wide shot: the local branch keeps the identity at 60 pixels."""
-    ckpt, positive, negative, analyzer = start(g, "a woman hiking on a mountain ridge, wide shot, golden hour, photo")
-    photos = g.node("LoadImage", image="realisid_person_1.png").out(0)
-    identity = g.node("RealisID_Identity", analyzer=analyzer, images=photos, photo_without_face="error").out(0)
-    projector = g.node("RealisID_IDProjectorLoader", projector_name="realisid_id_projector_sd15.safetensors").out(0)
-    tokens = g.node("RealisID_IdentityTokens", projector=projector, identity=identity).out(0)
-    return ckpt, positive, negative, analyzer, tokens, "0.62 0.36 0.08", 768, 512, "RealisID_small_face"
+def finish(w: Workflow, ckpt, steered, latent, prefix: str, x: int = 1420):
+    sampled = w.node("KSampler", "sampler", (x + 360, 610), (300, 290), model=ckpt.out(0), seed=42, steps=30, cfg=6.0,
+                     sampler_name="dpmpp_2m", scheduler="karras", positive=steered.out(0), negative=steered.out(1),
+                     latent_image=latent.out(0), denoise=1.0)
+    image = w.node("VAEDecode", None, (x + 680, 170), (210, 50), samples=sampled.out(0), vae=ckpt.out(2))
+    w.node("SaveImage", "result", (x + 680, 250), (440, 520), images=image.out(0), filename_prefix=prefix)
 
 
-def finish(g, ckpt, positive, negative, analyzer, tokens, locations, width, height, prefix):
-    """The shared second half: guidance, pose hints, both branches, sampling, saving and previews."""
-    guide = g.node("RealisID_LocationGuidance", width=width, height=height, locations=locations)
-    g.node("PreviewImage", images=guide.out(0))
-    driving_photo = g.node("LoadImage", image="realisid_pose.png").out(0)
-    driving = g.node("RealisID_FaceAnalysis", analyzer=analyzer, images=driving_photo, selection="largest", index=0,
-                     threshold=0.5, require_face=True)
-    hints = g.node("RealisID_PoseExpression", face_locations=guide.out(1), driving_faces=driving.out(0),
-                   layout="68 landmarks", hint_size=512, margin=1.6, mirror=False)
-    g.node("PreviewImage", images=hints.out(1))
-    global_net = g.node("ControlNetLoader", control_net_name="realisid_global_sd15.safetensors").out(0)
-    local_net = g.node("ControlNetLoader", control_net_name="realisid_local_sd15.safetensors").out(0)
-    steered = g.node("RealisID_ApplyGlobalBranch", positive=positive, negative=negative, control_net=global_net,
-                     guidance=guide.out(0), strength=1.0, start_percent=0.0, end_percent=1.0)
-    steered = g.node("RealisID_ApplyLocalBranch", positive=steered.out(0), negative=steered.out(1),
-                     control_net=local_net, face_locations=guide.out(1), hints=hints.out(0), strength=1.0,
-                     start_percent=0.0, end_percent=1.0, working_size=0, margin=1.6, feather=0.15, identity=tokens)
-    latent = g.node("EmptyLatentImage", width=width, height=height, batch_size=1).out(0)
-    sampled = g.node("KSampler", model=ckpt.out(0), seed=42, steps=30, cfg=6.0, sampler_name="dpmpp_2m",
-                     scheduler="karras", positive=steered.out(0), negative=steered.out(1), latent_image=latent,
-                     denoise=1.0).out(0)
-    image = g.node("VAEDecode", samples=sampled, vae=ckpt.out(2)).out(0)
-    g.node("SaveImage", images=image, filename_prefix=prefix)
+def person_identity(w: Workflow, analyzer, k: int, y: int, photo: str):
+    photos = w.node("LoadImage", f"person {k} photo", (20, y), (320, 340), image=photo)
+    return w.node("RealisID_Identity", f"person {k} identity", (360, y), (300, 340), analyzer=analyzer.out(0),
+                  images=photos.out(0), photo_without_face="error")
 
 
-EXAMPLES = {"realisid_two_people": two_people, "realisid_small_face_wide_shot": small_face}
+def places_and_poses(w: Workflow, width: int, height: int, locations: str, analyzer, identities, x: int = 700):
+    """The places-and-poses group: picture size → faces canvas, a pose photo, one Person per identity, people."""
+    latent = w.node("EmptyLatentImage", "picture size", (x + 20, 170), (300, 110), width=width, height=height,
+                    batch_size=1)
+    faces = w.node("RealisID_LocationGuidance", "faces", (x + 340, 170), (340, 520), locations=locations, width=512,
+                   height=512, latent=latent.out(0))
+    pose_photo = w.node("LoadImage", "pose photo", (x + 20, 300), (300, 320), image="realisid_pose.png")
+    pose_face = w.node("RealisID_FaceAnalysis", "pose face", (x + 20, 640), (300, 300), analyzer=analyzer.out(0),
+                       images=pose_photo.out(0), selection="largest", index=0, threshold=0.5, require_face=True)
+    pose = w.node("RealisID_PoseExpression", "pose", (x + 340, 710), (340, 230), driving_faces=pose_face.out(0),
+                  face_number=1, mirror=False)
+    persons = {}
+    for k, identity in enumerate(identities, 1):
+        persons[f"person_{k}"] = w.node(
+            "RealisID_Person", f"person {k}", (x + 20 + 340 * ((k - 1) % 2), 960 + 200 * ((k - 1) // 2)), (320, 180),
+            location_number=k, box="0.5 0.4 0.3 0.3", strength=1.0, locations=faces.out(0), identity=identity.out(0),
+            pose=pose.out(0)).out(0)
+    rows = (len(identities) + 1) // 2
+    people = w.node("RealisID_People", "people", (x + 20, 960 + 200 * rows), (660, 420), **persons)
+    return latent, people.out(0), 960 + 200 * rows + 440
 
 
-def build_api(example) -> dict:
-    from comfy_execution.graph_utils import GraphBuilder
-    g = GraphBuilder(prefix="")
-    finish(g, *example(g))
-    return g.finalize()
+def two_people() -> Workflow:
+    w = Workflow("RealisID_two_people_placed_by_dragging_each_from_their_own_photo_SD1.5")
+    analyzer = w.node("RealisID_FaceAnalysisLoader", "face analysis models", (20, 170), (320, 130),
+                      pack="antelopev2", provider="auto", detection_size="640")
+    identities = [person_identity(w, analyzer, k, 320 + 380 * (k - 1), f"realisid_person_{k}.png") for k in (1, 2)]
+    latent, people, bottom = places_and_poses(w, 768, 512, "0.34 0.42 0.16\n0.67 0.44 0.15", analyzer, identities)
+    ckpt, steered = sd15_sampling(w, "two friends laughing on a park bench, candid photo, natural light, 50mm", people)
+    finish(w, ckpt, steered, latent, "RealisID_two_people")
+    for title, x, width in (("people", 0, 680), ("places and poses", 700, 700), ("sampling", 1420, 1160)):
+        group(w, title, x, width, bottom)
+    return w
+
+
+def small_face() -> Workflow:
+    w = Workflow("RealisID_one_small_face_in_a_wide_shot_keeps_its_identity_SD1.5")
+    analyzer = w.node("RealisID_FaceAnalysisLoader", "face analysis models", (20, 170), (320, 130),
+                      pack="antelopev2", provider="auto", detection_size="640")
+    identity = person_identity(w, analyzer, 1, 320, "realisid_person_1.png")
+    latent, people, bottom = places_and_poses(w, 768, 512, "0.62 0.36 0.08", analyzer, [identity])
+    ckpt, steered = sd15_sampling(w, "a woman hiking on a mountain ridge, wide shot, golden hour, photo", people)
+    finish(w, ckpt, steered, latent, "RealisID_small_face")
+    for title, x, width in (("people", 0, 680), ("places and poses", 700, 700), ("sampling", 1420, 1160)):
+        group(w, title, x, width, bottom)
+    return w
+
+
+EXAMPLES = (two_people, small_face)
+
+
+def thumbnail(w: Workflow, path: Path):
+    """The template's picture: where the people go, numbered, each with a neutral face, as the people preview draws it."""
+    import numpy as np
+    from PIL import Image
+
+    from realisid_core.face_pose import frontal_pose
+    from realisid_core.location_preview import draw_people
+    from realisid_core.locations import parse_locations
+    faces = next(n for n in w.api.values() if n["class_type"] == "RealisID_LocationGuidance")
+    size = next(n for n in w.api.values() if n["class_type"] == "EmptyLatentImage")["inputs"]
+    locations = parse_locations(faces["inputs"]["locations"], size["width"], size["height"])
+    picture = draw_people(locations, [frontal_pose()] * locations.count)[0].numpy()
+    Image.fromarray((picture * 255).round().astype(np.uint8)).resize((384, 256)).save(path, quality=88)
 
 
 def main():
@@ -90,12 +148,17 @@ def main():
     import nodes
     from tools.workflow_format import api_to_ui, object_info_from_classes
     info = object_info_from_classes(nodes.NODE_CLASS_MAPPINGS)
-    (REPO / "workflows" / "api").mkdir(parents=True, exist_ok=True)
-    for name, example in EXAMPLES.items():
-        api = build_api(example)
-        (REPO / "workflows" / "api" / f"{name}.json").write_text(json.dumps(api, indent=2) + "\n")
-        (REPO / "workflows" / f"{name}.json").write_text(json.dumps(api_to_ui(api, info), indent=2) + "\n")
-        print(f"wrote workflows/{name}.json and workflows/api/{name}.json")
+    folder = REPO / "workflows"
+    (folder / "api").mkdir(parents=True, exist_ok=True)
+    for stale in list(folder.glob("*.json")) + list(folder.glob("*.jpg")) + list((folder / "api").glob("*.json")):
+        stale.unlink()
+    for example in EXAMPLES:
+        w = example()
+        (folder / "api" / f"{w.name}.json").write_text(json.dumps(w.api, indent=2) + "\n")
+        ui = api_to_ui(w.api, info, w.layout, w.groups, w.notes, w.models)
+        (folder / f"{w.name}.json").write_text(json.dumps(ui, indent=2) + "\n")
+        thumbnail(w, folder / f"{w.name}.jpg")
+        print(f"wrote workflows/{w.name}.json (+ .jpg) and workflows/api/{w.name}.json")
 
 
 if __name__ == "__main__":

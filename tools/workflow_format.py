@@ -7,6 +7,8 @@ order, and what each node outputs.
 from __future__ import annotations
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+# frontend-only nodes: they live in the UI file and never reach the API prompt
+VIRTUAL_NODES = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
 
 
 def object_info_from_classes(classes: dict) -> dict:
@@ -57,8 +59,12 @@ def _depths(api: dict) -> dict:
     return depth
 
 
-def api_to_ui(api: dict, object_info: dict) -> dict:
-    """A UI-format workflow (version 0.4) laying out an API-format prompt in columns by depth."""
+def api_to_ui(api: dict, object_info: dict, layout: dict | None = None, groups: list | None = None,
+              notes: list | None = None, models: dict | None = None) -> dict:
+    """A UI-format workflow (version 0.4) of an API-format prompt: nodes where `layout` puts them
+    (else in columns by depth), with `groups`, `notes` (Note nodes) and per-node `models` (the files
+    ComfyUI's missing-model dialog lists)."""
+    layout, models = layout or {}, models or {}
     depth = _depths(api)
     order = sorted(api, key=lambda n: (depth[n], int(n)))
     rows: dict[int, int] = {}
@@ -87,21 +93,32 @@ def api_to_ui(api: dict, object_info: dict) -> dict:
         column = depth[node_id]
         row = rows.get(column, 0)
         rows[column] = row + 1
-        entry = {"id": int(node_id), "type": node["class_type"], "pos": [40 + 360 * column, 40 + 260 * row],
-                 "size": [320, 80 + 26 * len(widgets) + 22 * max(len(inputs), len(outputs))], "flags": {},
+        placed = layout.get(node_id) or {}
+        size = placed.get("size") or [320, 80 + 26 * len(widgets) + 22 * max(len(inputs), len(outputs))]
+        entry = {"id": int(node_id), "type": node["class_type"],
+                 "pos": placed.get("pos") or [40 + 360 * column, 40 + 260 * row], "size": size, "flags": {},
                  "order": index, "mode": 0, "inputs": inputs, "outputs": outputs,
                  "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets}
+        if node_id in models:
+            entry["properties"]["models"] = models[node_id]
         if "_meta" in node:
             entry["title"] = node["_meta"]["title"]
         nodes.append(entry)
+    last_id = max(int(n) for n in api)
+    for i, note in enumerate(notes or [], 1):
+        nodes.append({"id": last_id + i, "type": "MarkdownNote", "pos": note["pos"], "size": note["size"], "flags": {},
+                      "order": len(nodes), "mode": 0, "inputs": [], "outputs": [], "properties": {},
+                      "widgets_values": [note["text"]], "color": "#432", "bgcolor": "#653"})
     ui_links = []
     for link_id, from_id, from_slot, to_id, to_name in links:
         to_node = next(n for n in nodes if n["id"] == to_id)
         to_slot = next(i for i, inp in enumerate(to_node["inputs"]) if inp["name"] == to_name)
         from_node = next(n for n in nodes if n["id"] == from_id)
         ui_links.append([link_id, from_id, from_slot, to_id, to_slot, from_node["outputs"][from_slot]["type"]])
-    return {"last_node_id": max(int(n) for n in api), "last_link_id": len(ui_links), "nodes": nodes,
-            "links": ui_links, "groups": [], "config": {}, "extra": {}, "version": 0.4}
+    ui_groups = [{"id": i, "title": g["title"], "bounding": g["bounding"], "color": g["color"], "font_size": 24,
+                  "flags": {}} for i, g in enumerate(groups or [], 1)]
+    return {"last_node_id": max(n["id"] for n in nodes), "last_link_id": len(ui_links), "nodes": nodes,
+            "links": ui_links, "groups": ui_groups, "config": {}, "extra": {}, "version": 0.4}
 
 
 def ui_to_api(ui: dict, object_info: dict) -> dict:
@@ -109,7 +126,7 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
     sources = {link[0]: (str(link[1]), link[2]) for link in ui["links"]}
     api = {}
     for node in ui["nodes"]:
-        if node.get("mode", 0) != 0:
+        if node.get("mode", 0) != 0 or node["type"] in VIRTUAL_NODES:
             continue
         definition = object_info[node["type"]]
         values = list(node.get("widgets_values", []))

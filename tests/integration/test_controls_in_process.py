@@ -266,13 +266,13 @@ def test_people_lists_of_1_2_and_8_keep_their_order(comfy):
         box = f"{0.1 + 0.1 * k:.2f} {0.2 + 0.08 * k:.2f} 0.08 0.08"
         made.append(people_nodes.RealisIDPerson().make(1, box, 1.0 - 0.1 * k)[0])
     for n in (1, 2, 8):
-        people, preview = people_nodes.RealisIDPeople().gather(**{f"person_{k + 1}": made[::-1][k] for k in range(n)})
+        people, preview = host_node("RealisID_People").gather(**{f"person_{k + 1}": made[::-1][k] for k in range(n)})
         assert people.count == n and preview.shape[-1] == 3
         assert [p.strength for p in people.persons] == [m.strength for m in made[::-1][:n]]
         boxes = people.locations("t").boxes
         assert torch.allclose(boxes[:, 0], torch.tensor([m.place.box[0] for m in made[::-1][:n]], dtype=torch.float64))
     # earlier people come first, then person_1, ...
-    chained, _ = people_nodes.RealisIDPeople().gather(people=people_nodes.RealisIDPeople().gather(person_1=made[3])[0],
+    chained, _ = host_node("RealisID_People").gather(people=host_node("RealisID_People").gather(person_1=made[3])[0],
                                                       person_1=made[5])
     assert [p.strength for p in chained.persons] == [made[3].strength, made[5].strength]
     out = residuals(comfy, local(comfy, people)[0], x=torch.randn(1, 4, 12, 12))
@@ -353,7 +353,7 @@ def test_places_for_a_picture_of_another_shape_are_refused_naming_their_source(c
     with pytest.raises(errors.RealisIDInputError, match=r"RealisID Apply Global Branch: input 'people': .* 128×96"):
         residuals(comfy, global_(comfy, people)[0], x=square)
     assert residuals(comfy, local(comfy, people)[0], x=torch.randn(1, 4, 24, 32)) is not None  # same shape, twice the size
-    mask_people = pack_module("nodes.locations_from_pictures").RealisIDLocationsFromMask().locate(
+    mask_people = host_node("RealisID_LocationsFromMask").locate(
         torch.nn.functional.pad(torch.ones(1, 20, 20), (40, 68, 30, 46)), 0.0005)[0]
     from_mask = pack_module("realisid_core.people").people_from_locations(mask_people)
     with pytest.raises(errors.RealisIDInputError, match=r"come from RealisID Locations From Mask \(the mask\)"):

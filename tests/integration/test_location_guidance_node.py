@@ -13,7 +13,7 @@ NODE_ID = "RealisID_LocationGuidance"
 def node(tmp_path, monkeypatch):
     import folder_paths
     monkeypatch.setattr(folder_paths, "temp_directory", str(tmp_path))
-    return host_node(NODE_ID)
+    return host_node(NODE_ID, ui=True)
 
 
 def test_size_from_width_and_height(node, tmp_path):

@@ -1,4 +1,4 @@
-"""The example workflows: UI files and API twins agree, and the twins run in a real ComfyUI.
+"""The example workflows: UI files and API twins agree, they read at a glance, and the twins run in ComfyUI.
 
 The server gets the files the workflows name (tiny random-weight models under the real names,
 insightface packs in the real signatures, reference photos) and runs each twin at a small size.
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools.workflow_format import ui_to_api
+from fixtures.comfy_server import PromptFailed
+from tools.workflow_format import VIRTUAL_NODES, ui_to_api
 
 pytest.importorskip("insightface")
 pytest.importorskip("onnx")
@@ -18,9 +19,14 @@ pytest.importorskip("skimage.data")
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 EXAMPLES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
-FAST = {"EmptyLatentImage": {"width": 128, "height": 96}, "RealisID_LocationGuidance": {"width": 128, "height": 96},
-        "KSampler": {"steps": 2}, "RealisID_ApplyLocalBranch": {"working_size": 32},
-        "RealisID_PoseExpression": {"hint_size": 256}}
+FAST = {"EmptyLatentImage": {"width": 128, "height": 96}, "KSampler": {"steps": 2}}
+GROUPS = {"people", "places and poses", "sampling"}
+
+
+def fast(graph: dict) -> dict:
+    for node in graph.values():
+        node["inputs"].update(FAST.get(node["class_type"], {}))
+    return graph
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -31,12 +37,46 @@ def test_ui_workflow_and_api_twin_agree(server, name):
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
+def test_workflow_reads_at_a_glance(server, name):
+    """Groups with a note each, titled nodes told apart, a thumbnail, the files it needs recorded."""
+    ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    info = server.object_info()
+    assert {g["title"] for g in ui["groups"]} == GROUPS
+    notes = [n for n in ui["nodes"] if n["type"] in VIRTUAL_NODES]
+    assert len(notes) == len(GROUPS) and all(n["widgets_values"][0].strip() for n in notes)
+    for group in ui["groups"]:  # every note sits in its group
+        x, y, w, h = group["bounding"]
+        assert any(x <= n["pos"][0] < x + w and y <= n["pos"][1] < y + h for n in notes)
+    titles = [n.get("title") for n in ui["nodes"] if n["type"] not in VIRTUAL_NODES]
+    assert {"local branch ControlNet", "global branch ControlNet", "person 1 photo", "prompt", "faces"} <= set(titles)
+    loaders = [n for n in ui["nodes"] if n["type"] == "RealisID_LoadControlNet"]
+    assert len({n["title"] for n in loaders}) == len(loaders)
+    assert (WORKFLOWS / f"{name}.jpg").is_file()
+    recorded = [m for n in ui["nodes"] for m in n.get("properties", {}).get("models", [])]
+    assert recorded and all(m["url"].startswith("https://") and m["name"] and m["directory"] for m in recorded)
+    outputs = [n for n in ui["nodes"] if n["type"] not in VIRTUAL_NODES and info[n["type"]].get("output_node")]
+    assert [n["type"] for n in outputs] == ["SaveImage"]  # no preview-only branch can "succeed" alone
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
 def test_api_twin_runs_in_comfyui(workflow_server, name):
-    graph = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
-    for node in graph.values():
-        node["inputs"].update(FAST.get(node["class_type"], {}))
-    files = workflow_server.images(workflow_server.run(graph))
+    graph = fast(json.loads((WORKFLOWS / "api" / f"{name}.json").read_text()))
+    entry = workflow_server.run(graph)
+    files = workflow_server.images(entry)
     saved = [f for f in files if f.name.startswith("RealisID_")]
     assert len(saved) == 1
     picture = np.asarray(Image.open(saved[0]))
     assert picture.shape == (96, 128, 3) and picture.std() > 0
+    shown = {node for node, out in entry["outputs"].items() if out.get("images")}
+    kinds = {graph[n]["class_type"] for n in shown}
+    assert {"RealisID_Identity", "RealisID_People", "RealisID_PoseExpression", "RealisID_LocationGuidance"} <= kinds
+
+
+def test_a_missing_model_file_refuses_the_whole_run(workflow_server):
+    """No branch of an example can run while the main output is dropped: a missing file stops everything."""
+    graph = fast(json.loads((WORKFLOWS / "api" / f"{EXAMPLES[0]}.json").read_text()))
+    loader = next(n for n in graph.values() if n["class_type"] == "RealisID_LoadControlNet")
+    loader["inputs"]["control_net_name"] = "not_downloaded_yet.safetensors"
+    with pytest.raises(PromptFailed) as err:
+        workflow_server.submit(graph)
+    assert "not_downloaded_yet.safetensors" in str(err.value)
