@@ -3,6 +3,32 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
+
+import comfy.conds
+
+AREA_KEY = "realisid_area"
+
+
+class AreaProbe(comfy.conds.CONDRegular):
+    """A model condition that tells RealisID's controls which part of the latent ComfyUI hands them.
+
+    ComfyUI gives an area conditioning (Conditioning (Set Area)) only its area of the latent and
+    narrows every model condition to it; this one records the area instead: per latent row
+    (top, left, height, width) in latent cells, or -1s for the whole latent. The U-Net ignores it.
+    """
+
+    def __init__(self, cond: torch.Tensor | None = None):
+        super().__init__(torch.full((1, 4), -1.0) if cond is None else cond)
+
+    def process_cond(self, batch_size, area=None, **kwargs):
+        if area is None or len(area) != 4:  # the whole latent (areas of video latents are not handled)
+            row = torch.full((1, 4), -1.0)
+        else:
+            height, width, top, left = (float(v) for v in area)
+            row = torch.tensor([[top, left, height, width]])
+        return AreaProbe(row.repeat(batch_size, 1))
+
 STRENGTH_AND_WINDOW = {
     "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01,
                            "tooltip": "How strongly this branch steers the picture: 0 switches it off, 1 is as "
@@ -37,6 +63,7 @@ def attach_control(positive, negative, make_control: Callable[[object], object])
         entries = []
         for embedding, options in conditioning:
             options = options.copy()
+            options["model_conds"] = {**options.get("model_conds", {}), AREA_KEY: AreaProbe()}
             previous = options.get("control")
             if previous not in made:
                 made[previous] = make_control(previous)

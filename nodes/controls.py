@@ -20,12 +20,14 @@ import comfy.utils
 
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.face_pose import FacePose
+from ..realisid_core.geometry import regions_from_locations
 from ..realisid_core.guidance import render_location_guidance
 from ..realisid_core.hint_formats import render_branch_hints
 from ..realisid_core.identity_tokens import IdentityTokens
-from ..realisid_core.local_branch import LocalBranchSettings, crop_index, plan_local_branch, run_local_branch
+from ..realisid_core.local_branch import LatentWindow, LocalBranchSettings, crop_index, plan_window, run_local_branch
 from ..realisid_core.locations import FaceLocations
 from ..realisid_core.residuals import add_residuals, scale_residuals
+from .conditioning import AREA_KEY
 from ..realisid_core.unet_layout import (ControlLayout, layout_from_config, layout_from_controlnet, mismatch,
                                          shape_errors)
 
@@ -107,13 +109,13 @@ class RealisIDControl(comfy.controlnet.ControlNet):
     # Latents are whole cells of 8 pixels, so a picture's aspect and its latent's differ a little.
     ASPECT_TOLERANCE = 0.03
 
-    def _check_aspect(self, x_noisy, locations: FaceLocations, input_name: str):
+    def _check_aspect(self, window: LatentWindow, locations: FaceLocations, input_name: str):
         """Refuse face places made for a picture of another shape than the latent being sampled,
         naming where the places came from."""
         if not locations.has_shape:
             return
         width, height = locations.width, locations.height
-        latent_h, latent_w = x_noisy.shape[-2:]
+        latent_h, latent_w = window.full_height, window.full_width
         if abs((width / height) / (latent_w / latent_h) - 1) > self.ASPECT_TOLERANCE:
             source = locations.source(0)
             raise RealisIDInputError(
@@ -132,6 +134,37 @@ class RealisIDControl(comfy.controlnet.ControlNet):
             return None
         control = self.previous_controlnet.get_control(x_noisy, t, cond, batched_number, transformer_options)
         return self._checked(control, x_noisy)
+
+    def _windows(self, x_noisy, cond) -> list[tuple[torch.Tensor, LatentWindow]]:
+        """Latent rows grouped by the part of the whole latent they are (area conditioning), with that part.
+
+        The whole latent's size is what rows without an area showed, else the picture the places were
+        made for; rows of a whole latent are their own window.
+        """
+        height, width = x_noisy.shape[-2:]
+        areas = cond.get(AREA_KEY)
+        if areas is None or bool((areas[:, 0] < 0).all()):
+            self.full_latent = (height, width)
+            return [(torch.arange(x_noisy.shape[0]), LatentWindow.whole(height, width))]
+        groups = {}
+        for row, (top, left, h, w) in enumerate(areas.round().long().tolist()):
+            groups.setdefault((top, left), []).append(row)
+        full = getattr(self, "full_latent", None) or self._full_latent_from_places(height, width)
+        windows = []
+        for (top, left), rows in groups.items():
+            window = LatentWindow.whole(height, width) if top < 0 else \
+                LatentWindow(top, left, height, width, full[0], full[1])
+            windows.append((torch.tensor(rows), window))
+        return windows
+
+    def _full_latent_from_places(self, height, width):
+        locations = self.spec.locations
+        if not locations.has_shape:
+            raise RealisIDInputError(self.node_name, "people", "this conditioning covers an area of the picture, and "
+                                     "the faces' places do not say how large the whole picture is",
+                                     "take the places from RealisID Location Guidance with the latent connected, or "
+                                     "leave the negative conditioning without an area")
+        return round(locations.height / 8), round(locations.width / 8)
 
     def _identity_context(self, tokens: torch.Tensor, x_noisy, transformer_options, dtype) -> torch.Tensor:
         """[B, ...] context rows: the person's tokens on CFG's conditional rows, the null identity on
@@ -205,8 +238,10 @@ class GlobalBranchControl(RealisIDControl):
     def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
         previous = self.previous_controlnet
         control_prev = self._previous_control(x_noisy, t, cond, batched_number, transformer_options)
-        self._check_aspect(x_noisy, self.spec.locations, "people")
-        self._guidance_for(x_noisy)
+        windows = self._windows(x_noisy, cond)
+        for _, window in windows:
+            self._check_aspect(window, self.spec.locations, "people")
+        self._guidance_for(x_noisy, windows)
         cond = text_only(cond)
         if self.spec.identity is not None:
             tokens = self.spec.identity.tokens.expand(x_noisy.shape[0], -1, -1)
@@ -219,13 +254,24 @@ class GlobalBranchControl(RealisIDControl):
             self.previous_controlnet = previous
         return self._checked(add_residuals(own, control_prev), x_noisy)
 
-    def _guidance_for(self, x_noisy):
-        """Draw the guidance at the latent's pixel size (once per size): it always fits the picture."""
-        height, width = x_noisy.shape[-2] * 8, x_noisy.shape[-1] * 8
-        current = self.cond_hint_original
-        if current is None or tuple(current.shape[-2:]) != (height, width):
-            self.cond_hint_original = render_location_guidance(self.spec.locations, width, height).movedim(-1, 1)
-            self.cond_hint = None
+    def _guidance_for(self, x_noisy, windows):
+        """The guidance of each latent row: drawn at the whole latent's pixel size (once per size), cut to
+        the row's window, so faces land where they were placed whatever area a conditioning covers."""
+        full = (windows[0][1].full_height * 8, windows[0][1].full_width * 8)
+        drawn = getattr(self, "guidance", None)
+        if drawn is None or tuple(drawn.shape[-2:]) != full:
+            drawn = self.guidance = render_location_guidance(self.spec.locations, full[1], full[0]).movedim(-1, 1)
+        rows = torch.empty(x_noisy.shape[0], 3, x_noisy.shape[-2] * 8, x_noisy.shape[-1] * 8)
+        for index, window in windows:
+            rows[index] = drawn[:, :, window.top * 8:(window.top + window.height) * 8,
+                                window.left * 8:(window.left + window.width) * 8]
+        self.cond_hint_original = rows[:1]
+        self.cond_hint = rows.to(x_noisy.device, self._compute_dtype())
+
+    def cleanup(self):
+        self.guidance = None
+        self.full_latent = None
+        super().cleanup()
 
 
 @dataclass(frozen=True)
@@ -254,11 +300,11 @@ class LocalBranchControl(RealisIDControl):
             return control_prev
 
         spec, dtype, device = self.spec, self._compute_dtype(), x_noisy.device
-        self._check_aspect(x_noisy, spec.locations, "people")
-        faces = spec.locations.count
+        windows = self._windows(x_noisy, cond)
+        for _, window in windows:
+            self._check_aspect(window, spec.locations, "people")
         size = spec.settings.working_size
-        plan = self._plan(x_noisy, dtype)
-        hint = self._hints(plan, x_noisy, device, dtype)
+        hint = self._hints(windows[0][1], device, dtype)
         timestep = self.model_sampling_current.timestep(t).to(dtype)
         x_in = self.model_sampling_current.calculate_input(t, x_noisy)
         if spec.identity is not None:
@@ -272,48 +318,76 @@ class LocalBranchControl(RealisIDControl):
             extra["y"] = crop_size_conditioning(extra["y"], size * 8)
         strengths = spec.strengths.to(device, dtype)
 
-        def run(crops, start):
-            b, f = crop_index(torch.arange(start, start + len(crops), device=device), faces)
-            context = contexts[b, f] if spec.identity is not None else contexts[b]
-            out = self.control_model(x=crops.to(dtype), hint=hint[f], timesteps=timestep[b], context=context,
-                                     **{k: v[b] for k, v in extra.items()})
-            return scale_residuals(out, strengths[f])
+        control = None
+        for rows, window in windows:
+            plan, kept = self._plan(window, dtype, device)
+            if plan is None:  # no face reaches into this area
+                continue
+            rows_on = rows.to(device)
+            faces = torch.tensor(kept, device=device)
 
-        control = run_local_branch(x_in, spec.locations, run, spec.settings, self._max_crops(device, dtype, size),
-                                   on_chunk=comfy.model_management.throw_exception_if_processing_interrupted,
-                                   plan=plan)
+            def run(crops, start, rows_on=rows_on, faces=faces):
+                b, f = crop_index(torch.arange(start, start + len(crops), device=device), len(faces))
+                row, face = rows_on[b], faces[f]
+                context = contexts[row, face] if spec.identity is not None else contexts[row]
+                out = self.control_model(x=crops.to(dtype), hint=hint[face], timesteps=timestep[row],
+                                         context=context, **{k: v[row] for k, v in extra.items()})
+                return scale_residuals(out, strengths[face])
+
+            part = run_local_branch(x_in[rows_on], spec.locations, run, spec.settings,
+                                    self._max_crops(device, dtype, size),
+                                    on_chunk=comfy.model_management.throw_exception_if_processing_interrupted,
+                                    plan=plan)
+            control = part if len(windows) == 1 else place_rows(control, part, rows_on, x_noisy.shape[0])
+        if control is None:
+            return control_prev
         return self._checked(self.control_merge(control, control_prev, output_dtype=None), x_noisy)
 
-    def _plan(self, x_noisy, dtype):
-        """Crop/paste weights for this latent size, kept across steps (sampling keeps the size)."""
-        height, width = x_noisy.shape[-2:]
-        plan = getattr(self, "region_plan", None)
-        if plan is None or not plan.fits(height, width, dtype, x_noisy.device):
-            plan = self.region_plan = plan_local_branch(self.spec.locations, self.spec.settings, height, width,
-                                                        dtype, x_noisy.device)
-            self.cond_hint = None
-        return plan
+    def _plan(self, window: LatentWindow, dtype, device):
+        """Crop/paste weights for this window of the latent, kept across steps (sampling keeps the size)."""
+        plans = getattr(self, "region_plans", None)
+        if plans is None:
+            plans = self.region_plans = {}
+        key = (window, dtype, str(device))
+        if key not in plans:
+            plans[key] = plan_window(self.spec.locations, self.spec.settings, window, dtype, device)
+        return plans[key]
 
     def cleanup(self):
-        self.region_plan = None
+        self.region_plans = None
+        self.full_latent = None
         super().cleanup()
 
-    def _hints(self, plan, x_noisy, device, dtype):
-        """Every face's hint drawn in its crop frame at 8× the working size (once per latent size)."""
+    def _hints(self, window: LatentWindow, device, dtype):
+        """Every face's hint drawn in its crop frame at 8× the working size (once per latent size): a
+        crop's frame is the same whichever area of the picture a call sees."""
         hint = self.cond_hint
-        if hint is None or hint.device != device or hint.dtype != dtype:
-            height, width = x_noisy.shape[-2:]
+        full = (window.full_height, window.full_width)
+        if hint is None or hint.device != device or hint.dtype != dtype or getattr(self, "hint_latent", None) != full:
+            regions = regions_from_locations(self.spec.locations, *full, self.spec.settings.margin)
             drawn = render_branch_hints(self.spec.hint_format, self.spec.poses, self.spec.locations.boxes.numpy(),
-                                        plan.regions, height, width, self.spec.settings.working_size * 8)
+                                        regions, *full, self.spec.settings.working_size * 8)
             hint = torch.from_numpy(drawn).movedim(-1, 1).to(device=device, dtype=torch.float32) / 255
-            self.cond_hint = hint = hint.to(dtype)
-        return hint
+            self.cond_hint, self.hint_latent = hint.to(dtype), full
+        return self.cond_hint
 
     def _max_crops(self, device, dtype, size):
         """How many crops fit in one forward with the free memory (None: all of them)."""
         per_crop = size * size * self.control_model.model_channels * self._BYTES_FACTOR * dtype.itemsize
         fits = int(comfy.model_management.get_free_memory(device) * 0.8 // per_crop)
         return max(1, fits)
+
+
+def place_rows(control, part, rows, batch: int):
+    """Residuals computed for some latent rows put into a whole batch's residuals (zeros elsewhere)."""
+    if control is None:
+        control = {k: [None if r is None else r.new_zeros(batch, *r.shape[1:]) for r in levels]
+                   for k, levels in part.items()}
+    for key, levels in part.items():
+        for whole, r in zip(control[key], levels):
+            if r is not None:
+                whole[rows] = r
+    return control
 
 
 SDXL_ADM = 2816

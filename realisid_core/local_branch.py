@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from .geometry import RegionPlan, regions_from_locations
+from .geometry import RegionPlan, SquareRegions, regions_from_locations
 from .locations import FaceLocations
 from .residuals import Residuals, concat_residuals
 # run_controlnet(crops [N, C, S, S], first_crop_index) -> residual dict for those N crops
@@ -33,6 +33,38 @@ def plan_local_branch(locations: FaceLocations, settings: LocalBranchSettings, l
     """Crop and paste weights for the faces on an H×W latent (reuse it while the latent size stays)."""
     regions = regions_from_locations(locations, latent_height, latent_width, settings.margin)
     return RegionPlan(regions, settings.working_size, latent_height, latent_width, settings.feather, dtype, device)
+
+
+@dataclass(frozen=True)
+class LatentWindow:
+    """The part of the whole latent a sampling call sees (ComfyUI hands area conditionings only their
+    area): top-left cell and size, within a whole latent of full_height × full_width cells."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+    full_height: int
+    full_width: int
+
+    @classmethod
+    def whole(cls, height: int, width: int) -> "LatentWindow":
+        return cls(0, 0, height, width, height, width)
+
+
+def plan_window(locations: FaceLocations, settings: LocalBranchSettings, window: LatentWindow,
+                dtype=torch.float32, device=None) -> tuple[RegionPlan | None, list[int]]:
+    """Crop/paste weights for the faces that reach into `window` (placed on the whole latent), and
+    which faces they are; (None, []) when none does — a face outside an area is absent from its call."""
+    regions = regions_from_locations(locations, window.full_height, window.full_width, settings.margin)
+    x0, y0 = regions.x0 - window.left, regions.y0 - window.top
+    inside = (x0 < window.width) & (x0 + regions.side > 0) & (y0 < window.height) & (y0 + regions.side > 0)
+    kept = torch.nonzero(inside).flatten().tolist()
+    if not kept:
+        return None, []
+    shifted = SquareRegions(x0[kept], y0[kept], regions.side[kept])
+    return RegionPlan(shifted, settings.working_size, window.height, window.width, settings.feather, dtype,
+                      device), kept
 
 
 def run_local_branch(x: torch.Tensor, locations: FaceLocations, run_controlnet: ControlNetRunner,

@@ -244,9 +244,8 @@ def test_hints_are_drawn_where_the_crop_puts_each_face(comfy, tiny):
     control = host_node("RealisID_ApplyLocalBranch").apply(comfy["positive"], comfy["negative"], net, people, 1.0,
                                                            0.0, 1.0, "as trained", 0.15)[0][0][1]["control"]
     control.pre_run(comfy["model"].model, lambda p: 0.5)
-    x = torch.zeros(1, 4, 12, 16)
-    plan = control._plan(x, torch.float32)
-    hints = control._hints(plan, x, x.device, torch.float32)  # [F, 3, 256, 256]
+    window = pack_module("realisid_core.local_branch").LatentWindow.whole(12, 16)
+    hints = control._hints(window, torch.device("cpu"), torch.float32)  # [F, 3, 256, 256]
     regions = geometry.regions_from_locations(people.locations("t"), 12, 16, 1.6)
     for f, (cx, cy, w, h) in enumerate(people.locations("t").boxes.tolist()):
         longer = max(w * 16, h * 12)
@@ -385,3 +384,48 @@ def test_short_memory_runs_the_crops_in_chunks_with_the_same_result(comfy, peopl
     for key in ("output", "middle"):
         for a, b in zip(whole[key], chunked[key]):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("area, faces, inside", [
+    ((64, 128, 64, 0), "0.75 0.3 0.2\n0.25 0.7 0.2", [True, False]),   # the right half: face 2 is outside it
+    ((64, 64, 64, 64), "0.75 0.75 0.15", [True]),                      # the bottom-right quarter
+])
+def test_area_conditioning_keeps_faces_where_they_were_placed(comfy, monkeypatch, area, faces, inside):
+    """Through the real KSampler: Conditioning (Set Area) hands the control only its area of the latent;
+    the residuals land on the faces' places in that area (a face outside it is absent), not moved into it."""
+    geometry = pack_module("realisid_core.geometry")
+    controls = pack_module("nodes.controls")
+    calls = []
+    original = controls.LocalBranchControl.get_control
+
+    def recording(self, x_noisy, t, cond, batched_number, transformer_options):
+        out = original(self, x_noisy, t, cond, batched_number, transformer_options)
+        calls.append((tuple(x_noisy.shape), None if out is None else out["output"][0].clone()))
+        return out
+    monkeypatch.setattr(controls.LocalBranchControl, "get_control", recording)
+    width, height, x, y = area
+    positive = host_node("ConditioningSetArea").append(comfy["positive"], width, height, x, y, 1.0)[0]
+    people = make_people(faces, 128, 128)
+    steered, negative = host_node("RealisID_ApplyLocalBranch").apply(
+        positive, comfy["negative"], comfy["nets"]["sd15_local"], people, 1.0, 0.0, 1.0, "as trained", 0.0)
+    latent = {"samples": torch.zeros(1, 4, 16, 16)}
+    host_node("KSampler").sample(comfy["model"], 1, 1, 2.0, "euler", "normal", steered, negative, latent)
+    area_calls = [(shape, r) for shape, r in calls if shape[-2:] == (height // 8, width // 8) and shape[-2:] != (16, 16)]
+    assert area_calls, calls
+    regions = geometry.regions_from_locations(people.locations("t"), 16, 16, 1.6)
+    for _, r in area_calls:
+        assert r.shape[-2:] == (height // 8, width // 8)
+        energy = r[0].abs().sum(0)
+        for f, expected in enumerate(inside):
+            x0, y0 = float(regions.x0[f]) - x // 8, float(regions.y0[f]) - y // 8
+            side = float(regions.side[f])
+            window = energy[max(0, int(y0)):max(0, int(y0 + side) + 1), max(0, int(x0)):max(0, int(x0 + side) + 1)]
+            assert (window.numel() > 0 and window.max() > 0) == expected
+        mask = torch.zeros_like(energy, dtype=torch.bool)
+        for f, expected in enumerate(inside):
+            if expected:
+                x0, y0 = float(regions.x0[f]) - x // 8, float(regions.y0[f]) - y // 8
+                side = float(regions.side[f])
+                mask[max(0, int(y0)):int(y0 + side) + 1, max(0, int(x0)):int(x0 + side) + 1] = True
+        assert mask.any() and not (~mask).all()
+        assert (~mask).sum() == 0 or energy[~mask].max() == 0  # nothing moved into the area's corner
