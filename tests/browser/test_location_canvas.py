@@ -286,6 +286,21 @@ def test_arrow_keys_nudge_and_buttons_swap_person_numbers(editor):
     assert editor.execute_script(node_js("lc.selected")) == 1
 
 
+def test_undo_takes_back_a_drag(editor):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    f = frame_on_screen(editor)
+    before = text(editor)
+    cx, cy, _, _ = parse(before)[0]
+    # The scripted set-up bypassed the editor's change tracking, which a user's clicks go through.
+    editor.execute_script("app.extensionManager.workflow.activeWorkflow.changeTracker.checkState()")
+    drag(editor, to_screen(f, cx, cy), to_screen(f, cx + 0.1, cy + 0.1))
+    assert text(editor) != before
+    ActionChains(editor).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
+    wait_for(editor, f"return app.graph.findNodesByType('RealisID_LocationGuidance')[0]"
+                     f".widgets.find(w => w.name === 'locations').value === {before!r}", what="undo")
+
+
 def test_saved_workflow_round_trips(editor):
     current = text(editor)
     values = editor.execute_script(
