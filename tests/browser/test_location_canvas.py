@@ -231,6 +231,10 @@ def test_run_queues_the_dragged_locations(editor, comfy):
     (entry,) = history.values()
     assert entry["prompt"][2][node_id]["inputs"]["locations"] == current
     assert entry["outputs"][node_id]["images"][0]["type"] == "temp"
+    # The canvas is the node's preview: ComfyUI's own image preview is not added under it.
+    time.sleep(0.5)
+    assert editor.execute_script(node_js("n.widgets.map(w => w.name)")) == ["locations", "width", "height", "location_canvas"]
+    assert not editor.execute_script(node_js("n.imgs?.length"))
 
 
 def test_editing_the_text_redraws_the_canvas(editor):
