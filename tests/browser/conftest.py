@@ -3,6 +3,7 @@ server on 127.0.0.1 with the pack installed. Skipped, with the reason printed, o
 ComfyUI host, no Chromium/chromedriver, or no selenium (`.ci/run` installs all three)."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 
@@ -33,11 +34,24 @@ def find_browser() -> tuple[str | None, str | None]:
     """(chromium binary, chromedriver) from CHROME_BIN / CHROMEDRIVER or the PATH."""
     browser = os.environ.get("CHROME_BIN") or next(filter(None, map(shutil.which, CHROMIUM_CANDIDATES)), None)
     driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
-    return browser, driver
+    usable = lambda path: path if path and os.path.isfile(path) and os.access(path, os.X_OK) else None  # noqa: E731
+    return usable(browser), usable(driver)
 
 
 @pytest.fixture(scope="session")
-def comfy(tmp_path_factory):
+def chromium():
+    """(Chromium, chromedriver) paths, selenium importable; else the browser tests are skipped, saying why."""
+    if importlib.util.find_spec("selenium") is None:
+        _skip("selenium is not installed (pip install -r requirements-test.txt)")
+    binary, driver_path = find_browser()
+    if not binary or not driver_path:
+        _skip("Chromium or chromedriver not found (Debian: apt-get install chromium chromium-driver; "
+              "or set CHROME_BIN and CHROMEDRIVER)")
+    return binary, driver_path
+
+
+@pytest.fixture(scope="session")
+def comfy(chromium, tmp_path_factory):
     """A real ComfyUI server (--cpu, 127.0.0.1) with the pack (and its web extension) installed; no models."""
     if not HOST_PRESENT:
         _skip(NO_HOST_REASON)
@@ -53,17 +67,11 @@ def comfy(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def browser(comfy):
+def browser(chromium, comfy):
     """Headless Chromium through chromedriver, showing ComfyUI's editor."""
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _skip("selenium is not installed (pip install -r requirements-test.txt)")
-    binary, driver_path = find_browser()
-    if not binary or not driver_path:
-        _skip("Chromium or chromedriver not found (Debian: apt-get install chromium chromium-driver; "
-              "or set CHROME_BIN and CHROMEDRIVER)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    binary, driver_path = chromium
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",

@@ -231,6 +231,10 @@ def test_run_queues_the_dragged_locations(editor, comfy):
     (entry,) = history.values()
     assert entry["prompt"][2][node_id]["inputs"]["locations"] == current
     assert entry["outputs"][node_id]["images"][0]["type"] == "temp"
+    # The canvas is the node's preview: ComfyUI's own image preview is not added under it.
+    time.sleep(0.5)
+    assert editor.execute_script(node_js("n.widgets.map(w => w.name)")) == ["locations", "width", "height", "location_canvas"]
+    assert not editor.execute_script(node_js("n.imgs?.length"))
 
 
 def test_editing_the_text_redraws_the_canvas(editor):
@@ -284,6 +288,21 @@ def test_arrow_keys_nudge_and_buttons_swap_person_numbers(editor):
     after = text(editor).split("\n")
     assert after[0] == before[1] and parse(after[1])[0][1] == pytest.approx(first[1], abs=1e-3)
     assert editor.execute_script(node_js("lc.selected")) == 1
+
+
+def test_undo_takes_back_a_drag(editor):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    f = frame_on_screen(editor)
+    before = text(editor)
+    cx, cy, _, _ = parse(before)[0]
+    # The scripted set-up bypassed the editor's change tracking, which a user's clicks go through.
+    editor.execute_script("app.extensionManager.workflow.activeWorkflow.changeTracker.checkState()")
+    drag(editor, to_screen(f, cx, cy), to_screen(f, cx + 0.1, cy + 0.1))
+    assert text(editor) != before
+    ActionChains(editor).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
+    wait_for(editor, f"return app.graph.findNodesByType('RealisID_LocationGuidance')[0]"
+                     f".widgets.find(w => w.name === 'locations').value === {before!r}", what="undo")
 
 
 def test_saved_workflow_round_trips(editor):
