@@ -429,3 +429,17 @@ def test_area_conditioning_keeps_faces_where_they_were_placed(comfy, monkeypatch
                 mask[max(0, int(y0)):int(y0 + side) + 1, max(0, int(x0)):int(x0 + side) + 1] = True
         assert mask.any() and not (~mask).all()
         assert (~mask).sum() == 0 or energy[~mask].max() == 0  # nothing moved into the area's corner
+
+
+def test_sdxl_crops_get_the_size_conditioning_of_a_crop_sized_picture(comfy):
+    """SDXL's added conditioning for a face crop is what ComfyUI's SDXL gives a whole picture of the crop's
+    size (original = target = 8 × working size, crop origin 0, 0), the prompt's pooled part kept."""
+    import comfy.model_base
+    from comfy.ldm.modules.diffusionmodules.openaimodel import Timestep
+    controls = pack_module("nodes.controls")
+    sdxl = type("SDXL", (), {"embedder": Timestep(256), "noise_augmentor": None})()
+    pooled = torch.randn(2, 1280, generator=torch.Generator().manual_seed(5))
+    whole_picture = comfy.model_base.SDXL.encode_adm(sdxl, pooled_output=pooled, width=1536, height=1024, crop_w=64,
+                                                      crop_h=32, target_width=1536, target_height=1024)
+    crop_sized = comfy.model_base.SDXL.encode_adm(sdxl, pooled_output=pooled, width=1024, height=1024)
+    torch.testing.assert_close(controls.crop_size_conditioning(whole_picture, 1024), crop_sized)
