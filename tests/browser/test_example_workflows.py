@@ -1,0 +1,64 @@
+"""The example workflows in ComfyUI's real editor: listed as the pack's templates with thumbnails, they load
+with no missing node, the prompt *Run* would queue is their API twin, and the missing-model dialog lists
+the public files they need with their download addresses."""
+import json
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from fixtures.comfy_server import PACK_DIR_NAME
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+EXAMPLES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
+
+
+def wait_for(driver, script, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def editor(browser, comfy):
+    """A freshly opened editor (a dialog shown for one workflow is not shown again in the same page)."""
+    browser.get(comfy.url)
+    wait_for(browser, "return !!(window.app?.graph && window.LiteGraph?.registered_node_types?.['RealisID_People'])",
+             what="ComfyUI's editor with the RealisID nodes")
+    return browser
+
+
+def test_examples_are_the_packs_templates_with_thumbnails(comfy):
+    listed = requests.get(f"{comfy.url}/api/workflow_templates", timeout=30).json()
+    assert sorted(listed[PACK_DIR_NAME]) == EXAMPLES
+    for name in EXAMPLES:
+        thumb = requests.get(f"{comfy.url}/api/workflow_templates/{PACK_DIR_NAME}/{name}.jpg", timeout=30)
+        assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"  # a JPEG
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_loads_whole_and_queues_its_api_twin(editor, name):
+    ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    twin = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
+    missing = editor.execute_async_script("""
+        const [graph, done] = [arguments[0], arguments[arguments.length - 1]];
+        app.loadGraphData(graph).then(() => done(app.graph.nodes
+            .filter(n => !(n.type in LiteGraph.registered_node_types)).map(n => n.type)));""", ui)
+    assert missing == []
+    queued = editor.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        app.graphToPrompt().then(p => done(p.output));""")
+    assert {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in queued.items()} == \
+        {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in twin.items()}
+    titles = {k: v["_meta"]["title"] for k, v in queued.items()}
+    assert all(titles[k] == v["_meta"]["title"] for k, v in twin.items() if "_meta" in v)
+    # the server has no models: the missing-model dialog names the checkpoint with where to get it
+    dialog = wait_for(editor, "const d = [...document.querySelectorAll('.p-dialog')].map(e => e.innerText).join(' ');"
+                              "return d.includes('v1-5-pruned-emaonly-fp16.safetensors') && d;",
+                      what="the missing-model dialog")
+    assert "checkpoints" in dialog
