@@ -96,6 +96,44 @@ def fused_attention():
         attention.optimized_attention = saved
 
 
+@contextmanager
+def materialised_attention():
+    """ComfyUI's plain attention (the whole query × key matrix at once): what its sub-quadratic attention
+    does on the CPU when memory is plentiful, the worst case of the devices without fused attention."""
+    import comfy.ldm.modules.attention as attention
+    saved = attention.optimized_attention
+    attention.optimized_attention = attention.attention_basic
+    try:
+        yield
+    finally:
+        attention.optimized_attention = saved
+
+
+def flops(fn) -> int:
+    """Multiply-add FLOPs of the matrix products and convolutions in fn (torch's FlopCounterMode)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def size_costs(family: Family, sizes: list[int], dtype: torch.dtype = torch.float16) -> dict:
+    """Per crop at each working size, counted on `meta` (no compute): activation bytes with fused
+    attention (GPU) and with the whole attention matrix (CPU with ample memory), and FLOPs."""
+    module = build_controlnet_module(family, torch.device("meta"), dtype)
+    out = {}
+    for size in sizes:
+        inputs = forward_inputs(family, 1, size, "meta", dtype)
+        with fused_attention():
+            fused = activation_peak(lambda: module(**inputs))
+        with materialised_attention():
+            whole = activation_peak(lambda: module(**inputs))
+            work = flops(lambda: module(**inputs))
+        out[size] = {"fused_bytes": fused, "materialised_bytes": whole, "flops": work}
+    return {"family": family.name, "dtype": str(dtype), "model_channels": family.unet_config["model_channels"],
+            "per_size": out}
+
+
 def build_controlnet_module(family: Family, device: torch.device, dtype: torch.dtype):
     """A cldm.ControlNet of the family's shape; weights left uninitialised (meta: no storage at all)."""
     import comfy.cldm.cldm
@@ -178,6 +216,8 @@ def crop_scaling(family: Family, device: torch.device, dtype: torch.dtype, worki
     meta = build_controlnet_module(family, torch.device("meta"), dtype)
     with fused_attention():
         result["meta_fused_attention"] = memory_per_crop(meta, family, working_size, counts, "meta", dtype)
+    with materialised_attention():
+        result["meta_materialised_attention"] = memory_per_crop(meta, family, working_size, counts, "meta", dtype)
     del meta
     if timed:
         if module is None:

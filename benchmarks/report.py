@@ -28,6 +28,7 @@ def crop_rows(crops: dict, device: str) -> list[dict]:
         rows.append(_row("crops", f"ControlNet forward of {k} crop(s) at {size}, ms per crop", t["ms_per_crop"],
                          t["per_crop_ratio"], "ms per crop with 1 crop per forward"))
     for where, label in (("device_memory", f"{device}, ComfyUI's attention there"),
+                         ("meta_materialised_attention", "counted, whole attention matrix"),
                          ("meta_fused_attention", "counted, fused attention as on GPU")):
         mem = crops.get(where)
         if not mem:
