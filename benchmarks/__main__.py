@@ -15,13 +15,17 @@ def parse(argv=None) -> Options:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--resolution", type=int, default=256, help="picture side in pixels (latent = /8)")
     p.add_argument("--working-size", type=int, default=0,
-                   help="local branch crop side in latent cells (0: 64 SD1.5 / 128 SDXL on cuda, 16 on cpu)")
+                   help="local branch crop side in latent cells (0: the pack's default, 64 SD1.5 / 128 SDXL)")
     p.add_argument("--steps", type=int, default=2, help="sampling steps of each whole pass")
     p.add_argument("--faces", default="1,2,4,8", help="comma-separated face counts")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per figure (median reported)")
     p.add_argument("--json", help="write raw timings, ratios and environment here")
     p.add_argument("--sdxl", action="store_true", help="SDXL-size U-Net and ControlNet instead of SD1.5")
     p.add_argument("--toy", action="store_true", help="a toy SD1.5-shaped model (smoke runs only)")
+    p.add_argument("--crop-counts", default="1,2,4,8",
+                   help="crops per ControlNet forward to time and count memory for ('' to skip)")
+    p.add_argument("--crops-only", action="store_true",
+                   help="only the crops-per-forward measurement (no U-Net: SDXL fits in less memory)")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--no-sharing", action="store_true")
     p.add_argument("--no-face-analysis", action="store_true")
@@ -31,10 +35,15 @@ def parse(argv=None) -> Options:
     faces = tuple(int(f) for f in a.faces.split(",") if f.strip())
     if not faces or min(faces) < 1 or max(faces) > 8:
         p.error("--faces takes counts from 1 to 8")
+    counts = tuple(int(c) for c in a.crop_counts.split(",") if c.strip())
+    if counts and (min(counts) < 1 or list(counts) != sorted(set(counts))):
+        p.error("--crop-counts takes increasing counts of at least 1")
+    if a.crops_only and not counts:
+        p.error("--crops-only needs --crop-counts")
     return Options(device=a.device, family="toy" if a.toy else "sdxl" if a.sdxl else "sd15",
                    resolution=a.resolution, working_size=a.working_size, steps=a.steps, faces=faces,
                    repeats=a.repeats, memory=not a.no_memory, sharing=not a.no_sharing,
-                   face_analysis=not a.no_face_analysis), a.json
+                   face_analysis=not a.no_face_analysis, crop_counts=counts, crops_only=a.crops_only), a.json
 
 
 def main(argv=None) -> int:
@@ -54,6 +63,14 @@ def main(argv=None) -> int:
         raise
     rows = report.build_rows(results)
     s, env = results["settings"], results["environment"]
+    if s.get("crops_only"):
+        print(f"\n{s['family']} ControlNet, random weights, {env['device']}, working size {s['working_size']}, "
+              f"{s['dtype']}, median of {s['repeats']}, torch {env['torch']}, {env['cpu_count']} CPUs\n")
+        print(report.markdown(rows))
+        if json_path:
+            report.write_json(results, rows, json_path)
+            print(f"wrote {json_path}")
+        return 0
     print(f"\n{s['family']} random weights, {env['device']}{' (' + env['gpu'] + ')' if 'gpu' in env else ''}, "
           f"{s['resolution']}×{s['resolution']} px (latent {s['latent']}), working size {s['working_size']} "
           f"(hints {s['hint_pixels']} px), batch {s['batch']} (CFG), {s['dtype']}, median of {s['repeats']}, "

@@ -20,8 +20,30 @@ def _status(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+def crop_rows(crops: dict, device: str) -> list[dict]:
+    """Crops per ControlNet forward: ms per crop against one crop per forward, activation memory."""
+    rows = []
+    size = crops["working_size"]
+    for k, t in sorted(crops.get("time", {}).items(), key=lambda kv: int(kv[0])):
+        rows.append(_row("crops", f"ControlNet forward of {k} crop(s) at {size}, ms per crop", t["ms_per_crop"],
+                         t["per_crop_ratio"], "ms per crop with 1 crop per forward"))
+    for where, label in (("device_memory", f"{device}, ComfyUI's attention there"),
+                         ("meta_materialised_attention", "counted, whole attention matrix"),
+                         ("meta_fused_attention", "counted, fused attention as on GPU")):
+        mem = crops.get(where)
+        if not mem:
+            continue
+        for k, peak in sorted(mem["peak_bytes"].items(), key=lambda kv: int(kv[0])):
+            rows.append(_row("crops", f"activations of {k} crop(s) at {size} ({label}) (MiB)", peak / 2**20))
+        rows.append(_row("crops", f"activations per crop at {size} ({label}) (MiB)", mem["bytes_per_crop"] / 2**20,
+                         mem["factor"], "factor: bytes / (size² × channels × itemsize)"))
+    return rows
+
+
 def build_rows(results: dict) -> list[dict]:
     """Every figure as a row; each ratio divides two medians of this same run."""
+    if results["settings"].get("crops_only"):
+        return crop_rows(results["crops"], results["environment"]["device"])
     step, gpu = results["per_step"], results["environment"]["device"].startswith("cuda")
     unet = step["unet"]["median_ms"]
     rows = [_row("step", "U-Net alone", unet, 1.0, "U-Net"),
@@ -64,6 +86,11 @@ def build_rows(results: dict) -> list[dict]:
                     first = max(value, 1)
                 rows.append(_row("memory", f"local branch peak, F={faces}, {mode} (MiB)", value / 2**20,
                                  None if first is None else value / first, "batched F=1"))
+            if row.get("batched") and row.get("sequential"):
+                rows.append(_row("memory", f"local branch peak, F={faces}, batched / sequential", None,
+                                 row["batched"] / row["sequential"], "sequential peak"))
+    if results.get("crops"):
+        rows += crop_rows(results["crops"], results["environment"]["device"])
     share = results.get("sharing")
     if share:
         rows.append(_row("sharing", "one file loaded twice by ComfyUI's ControlNet loader",
@@ -89,16 +116,22 @@ def _fmt(value, kind):
         return ""
     if kind == "share":
         return f"{value:.1%}"
+    if kind == "factor":
+        return f"{value:.1f}"
     if kind == "ratio":
         return f"{value:.2f}×"
     return f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def _kind(ratio_of: str) -> str:
+    return "share" if "share" in ratio_of else "factor" if ratio_of.startswith("factor") else "ratio"
 
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| Measurement | ms (or unit) | Ratio | Ratio of | Target | Status |",
              "|---|---:|---:|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['measurement']} | {_fmt(r['ms'], 'ms')} | {_fmt(r['ratio'], 'share' if 'share' in r['ratio_of'] else 'ratio')} | "
+        lines.append(f"| {r['measurement']} | {_fmt(r['ms'], 'ms')} | {_fmt(r['ratio'], _kind(r['ratio_of']))} | "
                      f"{r['ratio_of']} | {r['target']} | {r['status']} |")
     return "\n".join(lines)
 

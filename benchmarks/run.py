@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import host, models, scenarios, sharing
+from . import crops, host, models, scenarios, sharing
 
 
 @dataclass
@@ -17,19 +17,19 @@ class Options:
     device: str = "cpu"
     family: str = "sd15"
     resolution: int = 256
-    working_size: int = 0  # 0: the pack's default on a GPU, 16 on the CPU
+    working_size: int = 0  # 0: the pack's default for the family (64 SD1.5, 128 SDXL)
     steps: int = 2
     faces: tuple[int, ...] = (1, 2, 4, 8)
     repeats: int = 3
     memory: bool = True
     sharing: bool = True
     face_analysis: bool = True
+    crop_counts: tuple[int, ...] = (1, 2, 4, 8)  # crops per ControlNet forward (empty: not measured)
+    crops_only: bool = False  # only the crops-per-forward measurement (no U-Net built)
 
 
 def working_size(options: Options, family: models.Family) -> int:
-    if options.working_size:
-        return options.working_size
-    return family.working_size if options.device == "cuda" else min(family.working_size, 16)
+    return options.working_size or family.working_size
 
 
 def environment(device: torch.device) -> dict:
@@ -55,6 +55,13 @@ def run(options: Options, log=lambda msg: None) -> dict:
     family = models.FAMILIES[options.family]
     size = working_size(options, family)
     t0 = time.perf_counter()
+    if options.crops_only:
+        return {"environment": dict(environment(device), comfyui_path=str(host_dir)),
+                "settings": {"family": family.name, "working_size": size, "dtype": str(dtype),
+                             "repeats": options.repeats, "crops_only": True},
+                "crops": crops.crop_scaling(family, device, dtype, size, list(options.crop_counts),
+                                            options.repeats, log=log),
+                "seconds": time.perf_counter() - t0}
     log(f"building random-weight {family.name} U-Net and ControlNet on {device}")
     model = models.build_base_model(family, device, dtype)
     controlnet = models.build_controlnet(family, device, dtype)
@@ -74,6 +81,9 @@ def run(options: Options, log=lambda msg: None) -> dict:
     results["passes"] = scenarios.passes(setup, faces, log)
     if options.memory:
         results["memory"] = scenarios.local_memory(setup, faces, log)
+    if options.crop_counts:
+        results["crops"] = crops.crop_scaling(family, device, dtype, size, list(options.crop_counts),
+                                              options.repeats, log=log, module=controlnet.control_model)
     if options.sharing:
         log("one copy per model file")
         results["sharing"] = sharing.controlnet_copies(setup)

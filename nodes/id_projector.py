@@ -23,10 +23,15 @@ def _patcher_for(path):
         f"the model patcher of ID projector {os.path.basename(path)} ({load_device})")
 
 
+def projector_files() -> list[str]:
+    """The .safetensors files in models/realisid: the only format the loader reads (no pickles)."""
+    return [n for n in folder_paths.get_filename_list(REALISID_FOLDER) if n.lower().endswith(".safetensors")]
+
+
 class RealisIDIDProjectorLoader:
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"projector_name": (folder_paths.get_filename_list(REALISID_FOLDER),
+        return {"required": {"projector_name": (projector_files(),
                                                 {"tooltip": "ID projector weights (safetensors) in models/realisid."})}}
 
     RETURN_TYPES = ("REALISID_ID_PROJECTOR",)

@@ -21,14 +21,15 @@ class RealisIDLocationsFromFaces:
     def INPUT_TYPES(cls):
         return {"required": {
             "faces": ("FACES", {"tooltip": "Faces of a layout photo (Face Analysis, selection 'all')."}),
-            "image_index": ("INT", {"default": 0, "min": 0, "max": 4095, "tooltip": "Which picture of the batch is the layout."}),
+            "image_index": ("INT", {"default": 0, "min": 0, "max": 4095, "tooltip": "Which picture of the batch is the layout (0 is photo 1)."}),
         }}
 
     RETURN_TYPES = ("FACE_LOCATIONS", "IMAGE")
     RETURN_NAMES = ("face_locations", "preview")
     FUNCTION = "locate"
     CATEGORY = "RealisID/locations"
-    DESCRIPTION = "Person 1 goes where face 1 is (faces counted left to right), person 2 where face 2 is, ..."
+    DESCRIPTION = ("Person 1 goes where face 1 is, person 2 where face 2 is, ... (faces counted in reading order: "
+                   "left to right, faces one above the other top to bottom)")
 
     def locate(self, faces, image_index):
         locations = locations_from_faces(faces, image_index, FROM_FACES)
@@ -48,7 +49,8 @@ class RealisIDLocationsFromMask:
     RETURN_NAMES = ("face_locations", "preview")
     FUNCTION = "locate"
     CATEGORY = "RealisID/locations"
-    DESCRIPTION = "One face location per connected region of the mask, left to right."
+    DESCRIPTION = ("One face location per connected region of the mask, in reading order (left to right, "
+                   "regions one above the other top to bottom): region 1 is person 1.")
 
     def locate(self, mask, min_area):
         locations = locations_from_mask(mask, FROM_MASK, "mask", min_area)

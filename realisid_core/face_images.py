@@ -5,24 +5,27 @@ import numpy as np
 import torch
 
 from .errors import RealisIDInputError
+from .faces import photo_name
 
 MIN_SIDE = 8  # below this no detector input size gives a face enough pixels to be found
 
 
-def image_to_bgr_uint8(image: torch.Tensor | np.ndarray, node: str, input_name: str, index: int = 0) -> np.ndarray:
+def image_to_bgr_uint8(image: torch.Tensor | np.ndarray, node: str, input_name: str, index: int = 0,
+                       count: int | None = None) -> np.ndarray:
     """One picture [H, W, C] (or [H, W] grayscale), floats in 0-1, to a contiguous [H, W, 3] uint8 BGR array.
 
+    `index` (0-based) of `count` pictures names it in messages as users count: "photo 1 of 3".
     Grayscale is repeated over three channels; alpha (RGBA, gray+alpha) is dropped, the colour kept.
     """
     a = image.detach().cpu().float().numpy() if isinstance(image, torch.Tensor) else np.asarray(image, dtype=np.float32)
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
-        raise RealisIDInputError(node, input_name, f"image {index} has shape {tuple(a.shape)}, not height × width × channels (1-4)",
+        raise RealisIDInputError(node, input_name, f"{photo_name(index, count)} has shape {tuple(a.shape)}, not height × width × channels (1-4)",
                                  "connect an IMAGE (e.g. from Load Image)")
     height, width = a.shape[:2]
     if min(height, width) < MIN_SIDE:
-        raise RealisIDInputError(node, input_name, f"image {index} is only {width}×{height} pixels, too small to find a face in",
+        raise RealisIDInputError(node, input_name, f"{photo_name(index, count)} is only {width}×{height} pixels, too small to find a face in",
                                  f"use a picture at least {MIN_SIDE} pixels on each side (faces are best above 64 pixels)")
     channels = a.shape[-1]
     rgb = a[..., :1].repeat(3, -1) if channels in (1, 2) else a[..., :3]
@@ -39,4 +42,4 @@ def images_to_bgr_uint8(images: torch.Tensor, node: str, input_name: str) -> lis
     if images.ndim != 4 or images.shape[0] == 0:
         raise RealisIDInputError(node, input_name, f"expected a batch of pictures [B, H, W, C], got shape {tuple(images.shape)}",
                                  "connect an IMAGE (e.g. from Load Image)")
-    return [image_to_bgr_uint8(images[i], node, input_name, i) for i in range(images.shape[0])]
+    return [image_to_bgr_uint8(images[i], node, input_name, i, images.shape[0]) for i in range(images.shape[0])]

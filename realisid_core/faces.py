@@ -1,4 +1,13 @@
-"""Detected faces (the FACES type) and how a node picks among them."""
+"""Detected faces (the FACES type) and how a node picks among them.
+
+Reading order. Wherever the pack numbers faces or mask regions (person 1, person 2, …), it
+counts them in one stated, stable order: left to right by the centre of the box; boxes whose
+centres lie within COLUMN_TOLERANCE × the narrower box's width of the leftmost box of a
+column are one column, counted top to bottom. The order depends only on the boxes, never on
+the order a detector returned them in. People and photos are numbered from 1 in messages
+and previews ("person 2", "photo 1 of 3"); a node's `index` input stays 0-based (index 0 is
+face 1).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,6 +17,7 @@ import numpy as np
 from .errors import RealisIDInputError
 
 SELECTIONS = ("all, left to right", "largest", "by index")
+COLUMN_TOLERANCE = 0.25  # centres closer than this × the narrower box's width: one column, read top to bottom
 
 
 @dataclass(frozen=True)
@@ -43,10 +53,18 @@ class DetectedFace:
     def centre_x(self) -> float:
         return float(self.box[0] + self.box[2]) / 2
 
+    @property
+    def centre_y(self) -> float:
+        return float(self.box[1] + self.box[3]) / 2
+
+    @property
+    def width(self) -> float:
+        return max(0.0, float(self.box[2] - self.box[0]))
+
 
 @dataclass(frozen=True)
 class Faces:
-    """Faces of a batch of pictures, grouped by picture and ordered left to right within each."""
+    """Faces of a batch of pictures, grouped by picture and in reading order within each."""
 
     faces: tuple[DetectedFace, ...]
     image_sizes: tuple[tuple[int, int], ...] = field(default=())  # (width, height) per picture
@@ -59,19 +77,51 @@ class Faces:
         return [f for f in self.faces if f.image_index == index]
 
 
+def reading_order(centres_x, centres_y, widths, tolerance: float = COLUMN_TOLERANCE) -> list[int]:
+    """Indices of boxes in reading order (see the module doc): columns left to right, each top to bottom.
+
+    Boxes are taken left to right by centre x; a box joins the current column when its centre
+    is within `tolerance` × min(its width, the column's first box's width) of that first box's
+    centre, else it starts the next column. Exact ties fall back to y, then to input order.
+    """
+    cx, cy, w = ([float(v) for v in seq] for seq in (centres_x, centres_y, widths))
+    order, columns, column = sorted(range(len(cx)), key=lambda i: (cx[i], cy[i], i)), [], []
+    for i in order:
+        if column and cx[i] - cx[column[0]] > tolerance * min(w[column[0]], w[i]):
+            columns.append(column)
+            column = []
+        column.append(i)
+    if column:
+        columns.append(column)
+    return [i for col in columns for i in sorted(col, key=lambda j: (cy[j], cx[j], j))]
+
+
 def left_to_right(faces: list[DetectedFace]) -> list[DetectedFace]:
-    return sorted(faces, key=lambda f: (f.image_index, f.centre_x))
+    """Faces grouped by picture (first picture first), each picture's faces in reading order."""
+    out = []
+    for image in sorted({f.image_index for f in faces}):
+        mine = [f for f in faces if f.image_index == image]
+        out += [mine[i] for i in reading_order([f.centre_x for f in mine], [f.centre_y for f in mine],
+                                               [f.width for f in mine])]
+    return out
+
+
+def photo_name(index: int, count: int | None = None) -> str:
+    """A 0-based picture index as users count photos: 'photo 2 of 3' (or 'photo 2')."""
+    return f"photo {index + 1}" + (f" of {count}" if count else "")
 
 
 def select_faces(faces_per_image: list[list[DetectedFace]], selection: str, index: int,
                  node: str, input_name: str = "selection") -> list[DetectedFace]:
-    """Pick faces picture by picture: every face left to right, the largest one, or the `index`-th from the left.
+    """Pick faces picture by picture: every face in reading order, the largest one, or face `index` + 1 in
+    reading order (`index` is 0-based: 0 is the first face, left to right, a column top to bottom).
 
-    Raises a RealisIDInputError naming the picture that has no face, or how many faces it has.
+    Raises a RealisIDInputError naming the photo (counted from 1) and how many faces it has.
     """
     if selection not in SELECTIONS:
         raise RealisIDInputError(node, input_name, f"unknown selection '{selection}'", f"choose one of {', '.join(SELECTIONS)}")
     picked = []
+    photos = len(faces_per_image)
     for image_index, found in enumerate(faces_per_image):
         ordered = left_to_right(found)
         if not ordered:
@@ -81,10 +131,13 @@ def select_faces(faces_per_image: list[list[DetectedFace]], selection: str, inde
         elif selection == "largest":
             picked.append(max(ordered, key=lambda f: f.area))
         else:
-            if not 0 <= index < len(ordered):
-                raise RealisIDInputError(node, "index", f"face index {index} is out of range: image {image_index} has "
-                                         f"{len(ordered)} face{'s' if len(ordered) != 1 else ''} (indices 0 to {len(ordered) - 1}, left to right)",
-                                         f"set index between 0 and {len(ordered) - 1}, or choose selection 'largest'")
+            n = len(ordered)
+            if not 0 <= index < n:
+                raise RealisIDInputError(
+                    node, "index", f"index {index} asks for face {index + 1} in reading order, but "
+                    f"{photo_name(image_index, photos)} has {n} face{'s' if n != 1 else ''} (index 0 is face 1, "
+                    f"index {n - 1} is face {n}; faces counted left to right, a column top to bottom)",
+                    f"set index between 0 and {n - 1}, or choose selection 'largest'")
             picked.append(ordered[index])
     return picked
 

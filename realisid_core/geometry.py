@@ -2,6 +2,12 @@
 
 Coordinates are in latent cells: cell i spans [i, i+1). Regions are float, so crops have
 sub-cell precision. Training and inference both use these functions.
+
+Precision and devices: every weight is built in float64 on the CPU and moved to the sampling
+device in the compute dtype, float32 (float64 only when the tensors themselves are float64):
+no float64 tensor is ever made on the sampling device (Apple's MPS has none). Crops and pastes
+are computed in that dtype and only their result is cast to the sampling dtype, so a bfloat16
+or float16 latent loses no more than the rounding of the result.
 """
 from __future__ import annotations
 
@@ -25,6 +31,10 @@ class SquareRegions:
     @property
     def count(self) -> int:
         return int(self.side.shape[0])
+
+    def cpu64(self) -> "SquareRegions":
+        """The same regions as float64 CPU tensors (where every weight is built)."""
+        return SquareRegions(*(t.detach().to("cpu", torch.float64) for t in (self.x0, self.y0, self.side)))
 
     def at_level(self, halvings: int, working_size: int, level_size: int) -> "SquareRegions":
         """Where a crop's level-k feature map lies on the latent's level-k feature grid.
@@ -85,6 +95,11 @@ def _crop_axis_weights(n_src: int, start: torch.Tensor, extent: torch.Tensor, n_
     return weights / weights.sum(-1, keepdim=True)
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype crops and pastes are computed in for tensors of `dtype`: float32, or float64 for float64."""
+    return torch.promote_types(dtype, torch.float32) if dtype.is_floating_point else torch.float32
+
+
 def crop_regions(x: torch.Tensor, regions: SquareRegions, size: int) -> torch.Tensor:
     """Crop every region of every latent and resample it to size×size.
 
@@ -94,11 +109,17 @@ def crop_regions(x: torch.Tensor, regions: SquareRegions, size: int) -> torch.Te
 
 
 def feather_mask(size: int, feather: float, dtype=torch.float32, device=None) -> torch.Tensor:
-    """[size, size] mask over a region: 1 inside, falling linearly to 0 over the outer `feather` fraction."""
-    u = (torch.arange(size, dtype=torch.float64, device=device) + 0.5) / size
+    """[size, size] mask over a region: 1 inside, falling linearly to 0 over the outer `feather` fraction.
+
+    Built in float64 on the CPU, then moved to `device` as `dtype`."""
+    return _feather_mask64(size, feather).to(device, dtype)
+
+
+def _feather_mask64(size: int, feather: float) -> torch.Tensor:
+    u = (torch.arange(size, dtype=torch.float64) + 0.5) / size
     edge = torch.minimum(u, 1 - u)
     ramp = torch.ones_like(u) if feather <= 0 else (edge / feather).clamp(max=1)
-    return (ramp[:, None] * ramp[None, :]).to(dtype)
+    return ramp[:, None] * ramp[None, :]
 
 
 def _paste_axis_weights(start: torch.Tensor, extent: torch.Tensor, n_src: int, lo: torch.Tensor,
@@ -121,15 +142,32 @@ class LevelPaste:
     rows: torch.Tensor        # [F, h, resample]: overlap of each face's window rows with its pixels
     cols: torch.Tensor        # [F, w, resample]
     windows: tuple            # per face (i0, j0, h_f, w_f): where its window sits, clipped to the grid
-    mask: torch.Tensor        # [resample, resample] feather
+    mask: torch.Tensor        # [resample, resample] feather, or [F, 1, resample, resample] where faces overlap
+    blend: torch.Tensor | None = None  # [out_height, out_width] cell scale where overlaps still sum past 1
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.rows.dtype
 
 
 def plan_level_paste(regions: SquareRegions, working_size: int, size: int, latent_height: int, latent_width: int,
                      feather: float, dtype=torch.float32, device=None) -> LevelPaste:
-    """The paste of residuals of side `size` (crops of `working_size`) for an H×W latent."""
+    """The paste of residuals of side `size` (crops of `working_size`) for an H×W latent.
+
+    Weights are built in float64 on the CPU and moved to `device` in `compute_dtype(dtype)`.
+
+    Overlapping faces are blended, not added: where regions overlap, each face's feather mask
+    is scaled so that at every point the faces' weights sum to the strongest face's mask
+    there, shared in proportion to their masks (`_overlap_masks`). Two faces in one place
+    paste as one face would; a cell never gets more than one face's full weight (a last
+    per-cell scale, `blend`, catches what the pixel grids of two faces leave past 1 at their
+    edges). Faces that do not overlap paste exactly as alone, including several faces
+    smaller than a cell adding their area shares in one deep cell. All of it is computed
+    once per level and kept in the plan.
+    """
     k = halvings_between(working_size, size)
     out_height, out_width = halve(latent_height, k), halve(latent_width, k)
-    level = regions.at_level(k, working_size, size)
+    level = regions.cpu64().at_level(k, working_size, size)
     largest = float(level.side.max())
     if largest > size:
         resample = math.ceil(largest)
@@ -146,12 +184,75 @@ def plan_level_paste(regions: SquareRegions, working_size: int, size: int, laten
     rows = rows * (torch.arange(h)[None, :] < heights[:, None])[..., None]
     cols = cols * (torch.arange(w)[None, :] < widths[:, None])[..., None]
     windows = tuple(zip(lo_y.long().tolist(), lo_x.long().tolist(), heights.tolist(), widths.tolist()))
-    return LevelPaste(size, resample, out_height, out_width, rows.to(device, dtype), cols.to(device, dtype),
-                      windows, feather_mask(resample, feather, dtype=dtype, device=device))
+    mask = _overlap_masks(level, resample, feather)
+    blend = None
+    if mask is None:
+        mask = _feather_mask64(resample, feather)
+    else:
+        blend = _cell_blend(rows, cols, mask, windows, out_height, out_width)
+        mask = mask[:, None]  # [F, 1, r, r]: broadcast over channels
+    compute = compute_dtype(dtype)
+    return LevelPaste(size, resample, out_height, out_width, rows.to(device, compute), cols.to(device, compute),
+                      windows, mask.to(device, compute), None if blend is None else blend.to(device, compute))
+
+
+def _ramp(pos: torch.Tensor, start: torch.Tensor, side: torch.Tensor, feather: float) -> torch.Tensor:
+    """A feather profile along one axis, evaluated at positions `pos` [F, r] for each region g: [F, G, r]."""
+    u = (pos[:, None, :] - start[None, :, None]) / side[None, :, None]
+    inside = (u >= 0) & (u < 1)
+    if feather <= 0:
+        return inside.to(torch.float64)
+    return torch.where(inside, (torch.minimum(u, 1 - u) / feather).clamp(max=1), torch.zeros(()).double())
+
+
+def _overlap_masks(level: SquareRegions, resample: int, feather: float) -> torch.Tensor | None:
+    """[F, r, r] per-face weights where faces overlap (float64, CPU), or None when no two faces overlap.
+
+    At the centre of each of face f's r×r pixels, every face g's feather mask m_g is
+    evaluated (the same profile `feather_mask` samples at g's own pixel centres); face f's
+    weight there is m_f · max_g m_g / Σ_g m_g. Alone, that is m_f; n identical faces get
+    m/n each; the weights at any point sum to the strongest mask there, never past 1.
+    """
+    if level.count < 2:
+        return None
+    t = (torch.arange(resample, dtype=torch.float64) + 0.5) / resample
+    xs = level.x0[:, None] + t[None, :] * level.side[:, None]  # [F, r] pixel centres of each face
+    ys = level.y0[:, None] + t[None, :] * level.side[:, None]
+    wx, wy = _ramp(xs, level.x0, level.side, feather), _ramp(ys, level.y0, level.side, feather)  # [F, G, r]
+    faces = level.count
+    own = torch.stack([wy[f, f][:, None] * wx[f, f][None, :] for f in range(faces)])  # [F, r, r]
+    total, strongest = torch.zeros_like(own), torch.zeros_like(own)
+    for g in range(faces):  # one face at a time: memory F·r², not F²·r²
+        m = wy[:, g, :, None] * wx[:, g, None, :]
+        total += m
+        strongest = torch.maximum(strongest, m)
+    if torch.equal(total, own):
+        return None
+    return torch.where(total > 0, own * strongest / total.clamp(min=1e-300), torch.zeros(()).double())
+
+
+def _cell_blend(rows: torch.Tensor, cols: torch.Tensor, masks: torch.Tensor, windows: tuple, out_height: int,
+                out_width: int) -> torch.Tensor | None:
+    """[H, W] 1/max(1, summed coverage) (float64, CPU), or None when no cell's coverage sums past 1.
+
+    A face's coverage of a cell is what a residual of 1 everywhere pastes there with its
+    weights; blended faces on pixel grids that do not line up can still sum a little past 1
+    along the edges of an overlap."""
+    coverage = torch.einsum("fhp,fpq,fwq->fhw", rows, masks, cols)
+    total = torch.zeros(out_height, out_width, dtype=torch.float64)
+    for f, (i0, j0, h, w) in enumerate(windows):
+        if h and w:
+            total[i0:i0 + h, j0:j0 + w] += coverage[f, :h, :w]
+    if float(total.max()) <= 1 + 1e-9:
+        return None
+    return 1 / total.clamp(min=1)
 
 
 def apply_level_paste(residual: torch.Tensor, plan: LevelPaste) -> torch.Tensor:
-    """[B*F, C, n, n] per-face residuals → [B, C, out_height, out_width], summed over faces."""
+    """[B*F, C, n, n] per-face residuals → [B, C, out_height, out_width], summed over faces (blended
+    where they overlap), computed in the plan's dtype and returned in the residual's."""
+    out_dtype = residual.dtype
+    residual = residual.to(plan.dtype)
     faces = plan.rows.shape[0]
     bf, c, n, _ = residual.shape
     if plan.resample > n:
@@ -164,7 +265,9 @@ def apply_level_paste(residual: torch.Tensor, plan: LevelPaste) -> torch.Tensor:
     for f, (i0, j0, h, w) in enumerate(plan.windows):  # a few slice adds; deterministic where faces overlap
         if h and w:
             out[:, :, i0:i0 + h, j0:j0 + w] += windows[f, :, :, :h, :w]
-    return out
+    if plan.blend is not None:
+        out *= plan.blend
+    return out.to(out_dtype)
 
 
 def paste_regions(residual: torch.Tensor, regions: SquareRegions, working_size: int,
@@ -177,6 +280,8 @@ def paste_regions(residual: torch.Tensor, regions: SquareRegions, working_size: 
     latent: [B, C, ceil-halved H, ceil-halved W]. Each cell receives the integral of the
     (feathered) residual over its area, so a constant residual integrates to the region's
     area even when the region is smaller than one cell; regions are clipped at the border.
+    Where regions overlap, no cell receives more than one face's full weight (see
+    `plan_level_paste`).
     """
     plan = plan_level_paste(regions, working_size, residual.shape[-1], latent_height, latent_width, feather,
                             residual.dtype, residual.device)
@@ -184,15 +289,21 @@ def paste_regions(residual: torch.Tensor, regions: SquareRegions, working_size: 
 
 
 class RegionPlan:
-    """Crop and paste weights of F regions for one latent size, computed once and reused every step."""
+    """Crop and paste weights of F regions for one latent size, computed once and reused every step.
+
+    `dtype` is the sampling dtype: crops and pastes come out in it; they are computed in
+    `compute_dtype(dtype)` (float32 for half types) with weights built on the CPU in float64.
+    """
 
     def __init__(self, regions: SquareRegions, working_size: int, latent_height: int, latent_width: int,
                  feather: float = 0.0, dtype=torch.float32, device=None):
         self.regions, self.working_size, self.feather = regions, working_size, feather
         self.latent_size = (latent_height, latent_width)
         self.dtype, self.device = dtype, device
-        self._crop_rows = _crop_axis_weights(latent_height, regions.y0, regions.side, working_size).to(device, dtype)
-        self._crop_cols = _crop_axis_weights(latent_width, regions.x0, regions.side, working_size).to(device, dtype)
+        self.compute_dtype = compute_dtype(dtype)
+        cpu = regions.cpu64()
+        self._crop_rows = _crop_axis_weights(latent_height, cpu.y0, cpu.side, working_size).to(device, self.compute_dtype)
+        self._crop_cols = _crop_axis_weights(latent_width, cpu.x0, cpu.side, working_size).to(device, self.compute_dtype)
         self._levels: dict[int, LevelPaste] = {}
 
     def fits(self, latent_height: int, latent_width: int, dtype, device) -> bool:
@@ -202,13 +313,14 @@ class RegionPlan:
     def crop(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, H, W] → [B*F, C, S, S] latent-major crops."""
         b, c = x.shape[:2]
-        crops = torch.einsum("fsh,bchw,ftw->bfcst", self._crop_rows, x.to(self.dtype), self._crop_cols)
-        return crops.reshape(b * self.regions.count, c, self.working_size, self.working_size)
+        crops = torch.einsum("fsh,bchw,ftw->bfcst", self._crop_rows, x.to(self.compute_dtype), self._crop_cols)
+        return crops.reshape(b * self.regions.count, c, self.working_size, self.working_size).to(self.dtype)
 
     def paste(self, residual: torch.Tensor) -> torch.Tensor:
-        """One level of per-crop residuals → that level's feature map of the latent, summed over faces."""
+        """One level of per-crop residuals → that level's feature map of the latent, summed over faces
+        (blended where they overlap), in the sampling dtype."""
         size = residual.shape[-1]
         if size not in self._levels:
             self._levels[size] = plan_level_paste(self.regions, self.working_size, size, *self.latent_size,
                                                   self.feather, self.dtype, self.device)
-        return apply_level_paste(residual.to(self.dtype), self._levels[size])
+        return apply_level_paste(residual, self._levels[size]).to(self.dtype)

@@ -6,7 +6,9 @@ Weights are a safetensors file with `proj.weight` [K·D, E], `proj.bias` [K·D],
 """
 from __future__ import annotations
 
+import json
 import os
+import struct
 
 import torch
 from torch import nn
@@ -58,13 +60,74 @@ def projector_from_state_dict(state: dict[str, torch.Tensor], name: str, node: s
 _projectors = SharedModels()
 
 
-def load_projector(path: str, node: str = "RealisID ID Projector Loader") -> IDProjector:
-    """The projector in a safetensors file, loaded once per (file, modification time) on the CPU."""
+PICKLE_FIX = ("convert it to .safetensors (RealisID never loads pickle files: opening one can run code) "
+              "or choose an ID projector .safetensors file in models/realisid")
+READ_FIX = "download or export the ID projector again and choose that .safetensors file in models/realisid"
+_MAX_HEADER = 100 * 2**20  # safetensors' own limit on the JSON header
+
+
+def safetensors_problem(path: str) -> str | None:
+    """Why `path` cannot be a complete safetensors file (read from its first bytes and size), or None.
+
+    A safetensors file is an 8-byte little-endian header length N, N bytes of JSON naming
+    each tensor's byte range, then the data those ranges cover.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if head[:4] == b"PK\x03\x04" or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
+            return "is a PyTorch pickle checkpoint (torch.save, .pt/.ckpt/.bin), not a safetensors file"
+        if size == 0:
+            return "is empty (0 bytes): not a safetensors file, or a download that never started"
+        if len(head) < 8:
+            return f"is {size} bytes, too short for a safetensors file (truncated)"
+        (header_len,) = struct.unpack("<Q", head)
+        if header_len > _MAX_HEADER or header_len < 2:
+            return (f"is not a safetensors file (its first bytes {head[:8]!r} are no safetensors header; "
+                    f"a safetensors file starts with its header's length)")
+        if 8 + header_len > size:
+            return (f"is truncated: its header says {header_len:,} bytes of metadata follow but the file has only "
+                    f"{size - 8:,} bytes after the first 8")
+        raw = f.read(header_len)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "is not a safetensors file, or is corrupt (its header is not the JSON a safetensors file starts with)"
+    if not isinstance(header, dict):
+        return "is corrupt (its safetensors header is not a table of tensors)"
+    end = max((v["data_offsets"][1] for k, v in header.items()
+               if k != "__metadata__" and isinstance(v, dict) and len(v.get("data_offsets", ())) == 2), default=0)
+    if 8 + header_len + end > size:
+        return (f"is truncated: its tensors need {8 + header_len + end:,} bytes but the file has {size:,} "
+                f"(an interrupted download or copy)")
+    return None
+
+
+def read_safetensors(path: str, node: str, input_name: str) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file on the CPU; errors name the file, what is wrong and the fix."""
     from safetensors.torch import load_file
 
+    name = os.path.basename(path)
+    problem = safetensors_problem(path)
+    if problem is not None:
+        raise RealisIDInputError(node, input_name, f"{name} {problem}",
+                                 PICKLE_FIX if "pickle" in problem else READ_FIX)
+    try:
+        return load_file(path, device="cpu")
+    except Exception as e:  # safetensors' own error for anything the header check did not see
+        raise RealisIDInputError(node, input_name, f"{name} could not be read as a safetensors file ({e})",
+                                 READ_FIX) from e
+
+
+def load_projector(path: str, node: str = "RealisID ID Projector Loader") -> IDProjector:
+    """The projector in a safetensors file, loaded once per (file, modification time) on the CPU.
+
+    A file that is not a complete safetensors file (a pickle checkpoint, a truncated or corrupt
+    download) is refused with a RealisIDInputError naming the file, the problem and the fix."""
     key = (os.path.realpath(path), os.path.getmtime(path))
-    return _projectors.get(key, lambda: projector_from_state_dict(load_file(path, device="cpu"), os.path.basename(path),
-                                                                  node), f"ID projector {os.path.basename(path)}")
+    return _projectors.get(key, lambda: projector_from_state_dict(read_safetensors(path, node, "projector_name"),
+                                                                  os.path.basename(path), node),
+                           f"ID projector {os.path.basename(path)}")
 
 
 def project(projector: torch.nn.Module, identity: Identity, node: str, device=None, raw: bool = False) -> IdentityTokens:

@@ -75,15 +75,34 @@ def mismatch(control: ControlLayout, model: ControlLayout) -> str | None:
 
 
 def shape_errors(control: dict, layout: ControlLayout, batch: int, height: int, width: int) -> list[str]:
-    """Every residual whose shape differs from what the U-Net needs (empty when all fit)."""
+    """Every residual present whose shape differs from what the U-Net block it lands on needs.
+
+    ComfyUI's U-Net pops each list from its end: 'input'[-1] is added to the first input
+    block's output, 'output'[-1] to the last input block's skip (the first output block reads
+    it), 'middle'[-1] to the middle block. So a list shorter than the model's blocks reaches
+    only some blocks, and a missing key, an empty list or a None entry is no residual there:
+    ComfyUI's T2I adapters return only 'input', other controls only some levels. Only the
+    tensors present are checked, each against the block it lands on; a tensor that would land
+    on no block (a list longer than the model's) is an error too.
+    """
     expected = layout.expected_shapes(batch, height, width)
+    blocks = expected["output"]
+    n = len(blocks)
+    # where entry j of an m-long list lands (a block index), or None when it lands nowhere
+    lands = {"output": lambda j, m: j + n - m if j + n - m >= 0 else None,
+             "input": lambda j, m: m - 1 - j if m - 1 - j < n else None,
+             "middle": lambda j, m: 0 if j == m - 1 else None}
     errors = []
-    for key in ("output", "middle"):
-        got = control.get(key, [])
-        if len(got) != len(expected[key]):
-            errors.append(f"'{key}' has {len(got)} residuals, the model takes {len(expected[key])}")
-            continue
-        for i, (r, want) in enumerate(zip(got, expected[key])):
-            if r is not None and tuple(r.shape) != want:
-                errors.append(f"'{key}'[{i}] is {tuple(r.shape)}, the model needs {want}")
+    for key, where in lands.items():
+        got = control.get(key) or []
+        targets = expected["middle"] if key == "middle" else blocks
+        for j, r in enumerate(got):
+            if r is None:
+                continue
+            block = where(j, len(got))
+            if block is None:
+                errors.append(f"'{key}' has {len(got)} residuals, the model takes at most {len(targets)}")
+                break
+            if tuple(r.shape) != targets[block]:
+                errors.append(f"'{key}'[{j}] is {tuple(r.shape)}, the model needs {targets[block]}")
     return errors

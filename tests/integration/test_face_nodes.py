@@ -81,7 +81,7 @@ def test_analysis_selects_faces_and_names_the_picture_without_a_face(host):
     assert preview.shape == (2, 512, 512, 3) and preview.min() >= 0 and preview.max() <= 1
     largest, _ = analysis.analyze(analyzer, images[:1], "largest", 0, 0.5, True)
     assert largest.count == 1 and largest.faces[0].centre_x > 256
-    with pytest.raises(ValueError, match=r"input 'index': face index 5 is out of range: image 0 has 2 faces"):
+    with pytest.raises(ValueError, match=r"input 'index': index 5 asks for face 6 in reading order, but photo 1 of 1 has 2 faces"):
         analysis.analyze(analyzer, images[:1], "by index", 5, 0.5, True)
 
 

@@ -83,3 +83,44 @@ def test_toy_run_through_the_real_code_paths_writes_table_and_json(tmp_path):
     assert data["environment"]["device"] == "cpu" and data["settings"]["resolution"] == 128
     assert data["ratios"]["U-Net + global branch"] == pytest.approx(by_name["U-Net + global branch"]["ratio"])
     assert len(data["rows"]) == len(rows)
+
+
+def test_activation_peak_counts_tensors_from_creation_to_last_use():
+    import torch
+    from benchmarks.crops import activation_peak
+    x = torch.ones(256, 256)  # made before: not an activation
+
+    def f():
+        a = x * 2                 # 256 KiB
+        b = a.view(-1)            # a view: nothing new
+        c = b + 1                 # 256 KiB, a and c alive
+        del a, b
+        d = c.t().contiguous()    # 256 KiB, c and d alive
+        del c
+        return d.sum()
+    assert activation_peak(f) == 2 * 256 * 256 * 4
+    assert activation_peak(lambda: x.add_(0)) == 0  # in place: nothing new
+
+
+def test_crop_rows_report_time_per_crop_and_the_factor():
+    crops = {"working_size": 64, "time": {1: {"ms_per_crop": 100.0, "per_crop_ratio": 1.0},
+                                          2: {"ms_per_crop": 104.0, "per_crop_ratio": 1.04}},
+             "meta_fused_attention": {"peak_bytes": {1: 60 * 2**20, 2: 120 * 2**20}, "bytes_per_crop": 60 * 2**20,
+                                      "factor": 24.0}}
+    rows = {r["measurement"]: r for r in report.crop_rows(crops, "cpu")}
+    assert rows["ControlNet forward of 2 crop(s) at 64, ms per crop"]["ratio"] == pytest.approx(1.04)
+    per_crop = rows["activations per crop at 64 (counted, fused attention as on GPU) (MiB)"]
+    assert per_crop["ms"] == pytest.approx(60.0) and per_crop["ratio"] == pytest.approx(24.0)
+    assert "| 24.0 |" in report.markdown([per_crop])
+
+
+def test_crop_options_and_the_default_working_size():
+    options, _ = parse(["--crops-only", "--crop-counts", "1,2,4", "--sdxl"])
+    assert options.crops_only and options.crop_counts == (1, 2, 4)
+    assert parse(["--crop-counts", ""])[0].crop_counts == ()
+    with pytest.raises(SystemExit):
+        parse(["--crop-counts", "4,2"])
+    from benchmarks.models import FAMILIES
+    from benchmarks.run import working_size
+    assert working_size(Options(device="cpu"), FAMILIES["sd15"]) == 64  # the pack's default, on every device
+    assert working_size(Options(device="cpu", working_size=16), FAMILIES["sd15"]) == 16

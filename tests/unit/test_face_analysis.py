@@ -93,7 +93,7 @@ def test_grayscale_rgba_and_tiny_pictures_are_handled(analyzer):
     tiny = torch.from_numpy(paint_face(np.zeros((40, 40, 3), np.uint8), 24, 24, 16)[..., ::-1].copy()).float()[None] / 255
     (small,) = images_to_bgr_uint8(tiny, "test", "images")
     assert len(analyzer.analyze(small)) == 1  # detection up-samples it
-    with pytest.raises(RealisIDInputError, match=r"image 0 is only 4×4 pixels.*Fix:"):
+    with pytest.raises(RealisIDInputError, match=r"photo 1 of 1 is only 4×4 pixels.*Fix:"):
         images_to_bgr_uint8(torch.zeros(1, 4, 4, 3), "RealisID Face Analysis", "images")
 
 
@@ -104,7 +104,7 @@ def test_selection_largest_by_index_and_left_to_right(analyzer):
     assert [f.centre_x < 256 for f in everyone] == [True, False]
     assert select_faces(found, "largest", 0, "n")[0].centre_x > 256
     assert select_faces(found, "by index", 1, "n")[0].centre_x > 256
-    with pytest.raises(RealisIDInputError, match=r"'index'.*image 0 has 2 faces.*Fix: set index between 0 and 1"):
+    with pytest.raises(RealisIDInputError, match=r"'index'.*photo 1 of 1 has 2 faces.*Fix: set index between 0 and 1"):
         select_faces(found, "by index", 2, "RealisID Face Analysis")
 
 

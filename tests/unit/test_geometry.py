@@ -1,8 +1,10 @@
 """Crop and paste of face regions: area, locality, borders, odd sizes, tiny faces, many faces."""
 import pytest
+import torch.utils._python_dispatch
+import torch.utils._pytree
 import torch
 
-from realisid_core.geometry import (SquareRegions, crop_regions, feather_mask, halve, halvings_between,
+from realisid_core.geometry import (RegionPlan, SquareRegions, crop_regions, feather_mask, halve, halvings_between,
                                     paste_regions, regions_from_locations)
 from realisid_core.locations import FaceLocations
 
@@ -136,3 +138,119 @@ def test_halvings_between_follows_ceil():
     assert halvings_between(64, 8) == 3 and halvings_between(72, 9) == 3
     with pytest.raises(ValueError):
         halvings_between(64, 12)
+
+
+# --- overlapping faces: no cell receives more than one face's full weight (issue 11 item 4) ---
+
+@pytest.mark.parametrize("feather", [0.0, 0.15])
+def test_two_identical_overlapping_faces_paste_one_faces_weight(feather):
+    one, two = regions([10.0, 12.0, 24.0]), regions([10.0, 12.0, 24.0], [10.0, 12.0, 24.0])
+    for n in SD15_LEVELS:
+        single = paste_regions(constant_residual(1, n), one, 64, 64, 64, feather)
+        both = paste_regions(constant_residual(2, n), two, 64, 64, 64, feather)
+        torch.testing.assert_close(both, single)
+
+
+@pytest.mark.parametrize("feather", [0.0, 0.15, 0.5])
+def test_partly_overlapping_faces_never_exceed_one_faces_weight(feather):
+    reg = regions([10.0, 12.0, 24.0], [22.5, 18.3, 20.0], [15.2, 25.0, 16.0])
+    for k, n in enumerate(SD15_LEVELS):
+        out = paste_regions(constant_residual(3, n), reg, 64, 64, 64, feather)
+        assert out.max().item() <= 1 + 1e-9
+        # and the faces' own residuals are a weighted average there, not lost
+        vals = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)[:, None, None, None].expand(3, 1, n, n)
+        out = paste_regions(vals, reg, 64, 64, 64, feather)
+        assert out.max().item() <= 3 + 1e-9
+
+
+def test_faces_that_do_not_overlap_paste_as_before():
+    rows = [[4.0, 3.0, 10.0], [20.3, 30.0, 10.0], [40.0, 5.6, 10.0]]  # one side: one resampling for all
+    reg = regions(*rows)
+    for n in SD15_LEVELS:
+        residual = torch.randn(6, 2, n, n, dtype=torch.float64)
+        out = paste_regions(residual, reg, 64, 64, 64, 0.15)
+        alone = sum(paste_regions(residual.reshape(2, 3, 2, n, n)[:, f], regions(rows[f]), 64, 64, 64, 0.15)
+                    for f in range(3))
+        torch.testing.assert_close(out, alone)
+    plan = RegionPlan(reg, 64, 64, 64, 0.15, torch.float64)
+    plan.paste(torch.zeros(3, 1, 8, 8, dtype=torch.float64))
+    assert plan._levels[8].blend is None  # nothing to blend: no extra work per step
+
+
+def test_faces_smaller_than_a_cell_in_one_cell_still_add_their_area_shares():
+    reg = regions([24.0, 24.0, 3.0], [28.0, 28.0, 3.0])  # one level-3 cell (8 latent cells), no overlap
+    out = paste_regions(constant_residual(2, 8), reg, 64, 64, 64)
+    assert out[0, 0].sum().item() * 64 == pytest.approx(18.0, rel=0.01)
+
+
+def test_blend_is_computed_once_per_level_and_reused():
+    plan = RegionPlan(regions([10.0, 12.0, 24.0], [20.0, 16.0, 24.0]), 64, 64, 64, 0.15, torch.float32)
+    plan.paste(torch.ones(2, 1, 32, 32))
+    level = plan._levels[32]
+    assert level.mask.shape == (2, 1, level.resample, level.resample)  # each face's blended weights
+    assert level.blend is None or level.blend.shape == (32, 32)
+    plan.paste(torch.ones(2, 1, 32, 32))
+    assert plan._levels[32] is level
+
+
+# --- precision and devices (issue 11 item 5) ---
+
+def _smooth(h, w, channels=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.interpolate(torch.randn(1, channels, h // 4, w // 4, generator=g, dtype=torch.float64),
+                                           size=(h, w), mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_crop_errs_no_more_than_rounding_its_result(dtype):
+    x = _smooth(64, 64).to(dtype)
+    reg = regions([10.3, 12.7, 23.9], [30.1, 5.5, 31.0])
+    reference = crop_regions(x.double(), reg, 64)          # the same input, computed in float64
+    got = crop_regions(x, reg, 64)
+    assert got.dtype == dtype
+    rounding = (reference.to(dtype).double() - reference).abs().mean()
+    assert (got.double() - reference).abs().mean() <= 1.1 * rounding
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_paste_errs_no_more_than_rounding_its_result(dtype):
+    reg = regions([10.3, 12.7, 23.9], [30.1, 5.5, 31.0])
+    for n in SD15_LEVELS:
+        residual = _smooth(4 * n, 4 * n, channels=2 * 3)[..., ::4, ::4].reshape(6, 1, n, n).to(dtype)
+        plan = RegionPlan(reg, 64, 64, 64, 0.15, dtype)
+        reference = paste_regions(residual.double(), reg, 64, 64, 64, 0.15)
+        got = plan.paste(residual)
+        assert got.dtype == dtype
+        rounding = (reference.to(dtype).double() - reference).abs().mean()
+        assert (got.double() - reference).abs().mean() <= 1.1 * rounding + 1e-12
+
+
+class _Float64Watch(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records every operator output that is float64 on a device other than the CPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for o in torch.utils._pytree.tree_flatten(out)[0]:
+            if isinstance(o, torch.Tensor) and o.dtype == torch.float64 and o.device.type != "cpu":
+                self.seen.append(str(func))
+        return out
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_no_float64_tensor_is_made_on_the_sampling_device(dtype):
+    # 'meta' stands in for a GPU or MPS device: every tensor made there is seen, none computed
+    reg = regions([10.0, 12.0, 24.0], [20.0, 16.0, 24.0])
+    with _Float64Watch() as watch:
+        plan = RegionPlan(reg, 64, 64, 64, 0.15, dtype, device="meta")
+        crops = plan.crop(torch.empty(2, 4, 64, 64, dtype=dtype, device="meta"))
+        pasted = [plan.paste(torch.empty(4, 8, n, n, dtype=dtype, device="meta")) for n in SD15_LEVELS]
+        mask = feather_mask(16, 0.2, dtype, device="meta")
+    assert watch.seen == []
+    assert crops.dtype == dtype and all(p.dtype == dtype for p in pasted) and mask.device.type == "meta"
+    tensors = [plan._crop_rows, plan._crop_cols] + [t for lv in plan._levels.values()
+                                                    for t in (lv.rows, lv.cols, lv.mask, lv.blend) if t is not None]
+    assert {t.dtype for t in tensors} == {torch.float32} and {t.device.type for t in tensors} == {"meta"}

@@ -74,3 +74,55 @@ def test_raw_projection_feeds_the_recogniser_length():
         expected = projector(identity.raw())
     assert torch.allclose(project(projector, identity, "n", raw=True).tokens, expected, atol=1e-5)
     assert not torch.allclose(project(projector, identity, "n").tokens, expected, atol=1e-3)
+
+
+# --- files that are not complete safetensors files (issue 11 item 10) ---
+
+def _truncated(tmp_path, keep):
+    path = tmp_path / "cut.safetensors"
+    save_projector(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:keep(len(data))])
+    return path
+
+
+@pytest.mark.parametrize("zipfile", [True, False])
+def test_a_pickle_checkpoint_is_named_as_a_pickle(tmp_path, zipfile):
+    path = tmp_path / "projector.bin"
+    torch.save(IDProjector(512, 4, 768).state_dict(), str(path), _use_new_zipfile_serialization=zipfile)
+    with pytest.raises(RealisIDInputError, match=r"input 'projector_name': projector.bin is a PyTorch pickle.*"
+                                                 r"Fix: convert it to .safetensors"):
+        load_projector(str(path))
+
+
+@pytest.mark.parametrize("keep,problem", [
+    (lambda n: n - 100, r"cut.safetensors is truncated: its tensors need"),
+    (lambda n: 20, r"cut.safetensors is truncated: its header says"),
+    (lambda n: 5, r"cut.safetensors is 5 bytes, too short"),
+    (lambda n: 0, r"cut.safetensors is empty"),
+])
+def test_a_truncated_file_is_named_as_truncated(tmp_path, keep, problem):
+    with pytest.raises(RealisIDInputError, match=problem + r".*Fix: download or export the ID projector again"):
+        load_projector(str(_truncated(tmp_path, keep)))
+
+
+def test_random_bytes_are_not_a_safetensors_file(tmp_path):
+    path = tmp_path / "noise.safetensors"
+    path.write_bytes(bytes(range(256)) * 64)  # safetensors itself says "header too large"
+    with pytest.raises(RealisIDInputError, match=r"noise.safetensors is not a safetensors file"):
+        load_projector(str(path))
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00" + b"not json at all!" + b"\x00" * 32)
+    with pytest.raises(RealisIDInputError, match=r"noise.safetensors is not a safetensors file, or is corrupt"):
+        load_projector(str(path))
+
+
+def test_the_loader_offers_only_safetensors_files(monkeypatch):
+    from conftest import HOST_PRESENT, NO_HOST_REASON
+    if not HOST_PRESENT:
+        pytest.skip(NO_HOST_REASON)
+    from fixtures.host import pack_module
+    node = pack_module("nodes.id_projector")
+    monkeypatch.setattr(node.folder_paths, "get_filename_list",
+                        lambda folder: ["a.safetensors", "b.pt", "c.ckpt", "sub/d.SAFETENSORS", "e.bin", "f.pth"])
+    assert node.RealisIDIDProjectorLoader.INPUT_TYPES()["required"]["projector_name"][0] == [
+        "a.safetensors", "sub/d.SAFETENSORS"]

@@ -1,0 +1,239 @@
+"""What the local branch's face crops cost, how many go into one ControlNet forward, and which
+working sizes each model family is run at.
+
+Every constant here was measured or counted by `python -m benchmarks` (its `crops` section and
+`benchmarks.crops.size_costs`); docs/engine.md has the tables and the commands. Pure functions:
+no torch, no ComfyUI, so the nodes, the trainer and the tests all call the same rule.
+
+Memory per crop has two parts:
+
+- **activations** of one crop's ControlNet forward, alive only during that forward: counted
+  exactly (every tensor an operator makes, from creation to last use) for the real SD1.5 and
+  SDXL ControlNet architectures. With fused attention (what ComfyUI uses on NVIDIA/AMD GPUs:
+  PyTorch's scaled_dot_product_attention) they grow with working size²; without it (the CPU,
+  and devices where ComfyUI falls back to its sub-quadratic attention, which materialises the
+  whole attention matrix when memory allows) the attention matrix of the finest attention
+  level makes them grow about with working size⁴. The count without fused attention agrees
+  with a real CPU forward (SD1.5 at 64, float32: 1,084 MiB counted, 1,069 MiB on the CPU).
+- **kept** per crop for the whole call: the crop itself, its hint, and its residuals until
+  they are pasted (all chunks' residuals are joined before the paste).
+
+How many crops per forward (`crops_per_forward`): as many as the memory budget allows, and on
+the CPU no more than measured not to be slower per crop than one crop at a time by over 5%
+(`CPU_PER_CROP_TIME`); on GPUs batching is assumed to pay up to the memory budget (an
+estimate: no GPU was lent to measure it, see docs/engine.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MiB = 2 ** 20
+
+# ---- working sizes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkingSizes:
+    """The working sizes (crop side in latent cells, multiples of `step`) a family is run at."""
+
+    family: str
+    default: int   # the family's training resolution / 8: 512 px SD1.5, 1024 px SDXL
+    low: int
+    high: int
+    step: int = 8
+
+    def __contains__(self, size: int) -> bool:
+        return self.low <= size <= self.high and size % self.step == 0
+
+    @property
+    def sizes(self) -> list[int]:
+        return list(range(self.low, self.high + 1, self.step))
+
+
+# Bounds: from half the training size (a quarter of the cost) up to where one crop costs about
+# 3× the default's compute (measured FLOPs: SD1.5 96 → 2.74×, 112 → 4.2×, 128 → 6.1×;
+# SDXL 192 → 2.56×, 224 → 3.8×), so a step cannot silently become minutes long.
+WORKING_SIZES = {
+    "SD1.5": WorkingSizes("SD1.5", 64, 32, 96),
+    "SD2": WorkingSizes("SD2", 64, 32, 96),   # SD2 base 512 px; 768-v models at 96 fit the range
+    "SDXL": WorkingSizes("SDXL", 128, 64, 192),
+}
+
+
+def supported_families() -> str:
+    return ", ".join(WORKING_SIZES)
+
+
+def working_size_range(family: str) -> WorkingSizes:
+    """The working sizes of `family` ('SD1.5', 'SD2', 'SDXL': `ControlLayout.family`); ValueError otherwise."""
+    try:
+        return WORKING_SIZES[family]
+    except KeyError:
+        raise ValueError(f"no working sizes known for {family}: the local branch supports {supported_families()}") from None
+
+
+def widget_range() -> tuple[int, int, int]:
+    """(min, max, step) spanning every family's working sizes, for an INT widget."""
+    ranges = WORKING_SIZES.values()
+    return min(r.low for r in ranges), max(r.high for r in ranges), 8
+
+
+def working_size_problem(family: str, size: int) -> str | None:
+    """Why `size` is not a working size for `family` (a sentence for RealisIDInputError), or None."""
+    r = working_size_range(family)
+    if size in r:
+        return None
+    if size % r.step:
+        return f"{size} is not a multiple of {r.step}"
+    cost = working_size_cost(family, size)
+    return (f"{size} is outside the working sizes {family} is run at ({r.low} to {r.high}, default {r.default}): "
+            f"one crop at {size} costs about {cost.time:.1f}× the time and at least {cost.memory:.1f}× the memory of one "
+            f"at {r.default}")
+
+
+def working_size_fix(family: str) -> str:
+    r = working_size_range(family)
+    return (f"set working_size to a multiple of {r.step} from {r.low} to {r.high} for {family} "
+            f"(0 uses the default, {r.default})")
+
+
+# ---- measured and counted costs -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FamilyCost:
+    """Counted per crop, float16, for a ControlNet with `channels` base channels; tables by working size."""
+
+    channels: int
+    at: int              # the size `fused_mib` and `kept_mib` are given at (both grow with size²)
+    fused_mib: float     # activations with fused attention
+    kept_mib: float      # crop + hint + residuals, kept for the whole call
+    whole_mib: dict      # working size → activations with the whole attention matrix (no fused attention)
+    gflops: dict         # working size → GFLOPs of one crop's forward
+
+
+# Counted by benchmarks.crops.size_costs (activation_peak and FlopCounterMode on 'meta', float16) for the
+# real ControlNet shapes; kept_mib from the U-Net layout (residuals) plus the crop and its 8×-sized hint.
+FAMILY_COSTS = {
+    "SD1.5": FamilyCost(320, 64, fused_mib=60.0, kept_mib=14.4,
+                        whole_mib={32: 39.5, 48: 178.9, 64: 542.0, 80: 1296.9, 96: 2659.5, 112: 4893.9, 128: 8312.0},
+                        gflops={32: 61.3, 48: 146.2, 64: 281.1, 80: 482.1, 96: 769.9, 112: 1169.7, 128: 1711.5}),
+    "SDXL": FamilyCost(320, 128, fused_mib=147.5, kept_mib=57.4,
+                       whole_mib={64: 61.9, 96: 251.7, 128: 727.5, 160: 1699.2, 192: 3436.9, 224: 6270.5,
+                                  256: 10590.0},
+                       gflops={64: 688.6, 96: 1601.1, 128: 2987.8, 160: 4957.9, 192: 7651.9, 224: 11241.4,
+                               256: 15929.2}),
+}
+FAMILY_COSTS["SD2"] = FAMILY_COSTS["SD1.5"]  # the same U-Net shape: per crop, the wider context changes little
+
+# CPU, SD1.5 ControlNet, working size 64, float32: ms per crop of one forward of k crops as a ratio
+# to one crop per forward (median of paired repeats; docs/engine.md). Interim: issue 11's figures
+# (2 crops per forward as the base); replaced by this branch's own measurement.
+CPU_PER_CROP_TIME = {1: 1.0, 2: 1.0, 4: 1.07, 8: 1.21}
+CPU_SLOWDOWN_ALLOWED = 1.05  # never more than 5% slower per crop than one crop at a time
+FUSED_ATTENTION_DEVICES = ("cuda",)  # ComfyUI uses PyTorch's fused attention there (NVIDIA, AMD ROCm)
+
+
+def _cost(family: str) -> FamilyCost:
+    try:
+        return FAMILY_COSTS[family]
+    except KeyError:
+        raise ValueError(f"no crop costs known for {family}: the local branch supports {supported_families()}") from None
+
+
+@dataclass(frozen=True)
+class SizeCost:
+    time: float    # compute of one crop relative to the family's default working size
+    memory: float  # activation memory (fused attention) relative to the default
+    memory_without_fused_attention: float
+
+
+def _table(table: dict, size: int, power: float) -> float:
+    """A counted table read at `size`: linear between entries, scaled by (size/entry)^power outside it."""
+    if size in table:
+        return table[size]
+    sizes = sorted(table)
+    if size < sizes[0] or size > sizes[-1]:
+        edge = sizes[0] if size < sizes[0] else sizes[-1]
+        return table[edge] * (size / edge) ** power
+    lo, hi = max(s for s in sizes if s < size), min(s for s in sizes if s > size)
+    w = (size - lo) / (hi - lo)
+    return table[lo] * (1 - w) + table[hi] * w
+
+
+def working_size_cost(family: str, size: int) -> SizeCost:
+    """What one crop at `size` costs next to one at the family's default size (counted, not timed)."""
+    default = working_size_range(family).default
+    cost = _cost(family)
+    return SizeCost(_table(cost.gflops, size, 3) / _table(cost.gflops, default, 3), (size / default) ** 2,
+                    _table(cost.whole_mib, size, 4) / _table(cost.whole_mib, default, 4))
+
+
+def working_size_tooltip(family: str | None = None) -> str:
+    """Tooltip text: the ranges, and what larger sizes cost."""
+    families = [family] if family else list(WORKING_SIZES)
+    parts = []
+    for name in families:
+        r = working_size_range(name)
+        c = working_size_cost(name, r.high)
+        parts.append(f"{name} {r.low}-{r.high} (default {r.default}; {r.high} costs {c.time:.1f}× the time and "
+                     f"{c.memory:.1f}× the GPU memory per face)")
+    return ("Crop side in latent cells (hints are 8× in pixels); 0 = the family's default. Time and memory per "
+            "face grow at least with the square of the size. " + "; ".join(parts) + ".")
+
+
+def _scale(family: str, itemsize: int, channels: int | None) -> tuple[FamilyCost, float]:
+    cost = _cost(family)
+    return cost, (itemsize / 2) * ((channels or cost.channels) / cost.channels)
+
+
+def activation_bytes_per_crop(device_kind: str, family: str, working_size: int, itemsize: int,
+                              channels: int | None = None) -> int:
+    """Peak activation bytes one crop adds to a ControlNet forward on a device of `device_kind`
+    ('cuda', 'cpu', 'mps', …: torch.device.type). `channels`: the ControlNet's base channels when
+    not the family's 320 (the bytes are scaled in proportion, an approximation)."""
+    cost, scale = _scale(family, itemsize, channels)
+    if device_kind in FUSED_ATTENTION_DEVICES:
+        mib = cost.fused_mib * (working_size / cost.at) ** 2
+    else:
+        mib = _table(cost.whole_mib, working_size, 4)
+    return int(mib * scale * MiB)
+
+
+def kept_bytes_per_crop(family: str, working_size: int, itemsize: int, channels: int | None = None) -> int:
+    """Bytes each crop holds for the whole local-branch call: crop, hint, and its residuals until pasted."""
+    cost, scale = _scale(family, itemsize, channels)
+    return int(cost.kept_mib * (working_size / cost.at) ** 2 * scale * MiB)
+
+
+def crops_memory_bytes(device_kind: str, family: str, working_size: int, itemsize: int, crops: int,
+                       per_forward: int, channels: int | None = None) -> int:
+    """Peak bytes of a local-branch call of `crops` crops run `per_forward` at a time: what to
+    report to ComfyUI (on top of the ControlNet's weights) so it frees enough before sampling."""
+    per_forward = max(1, min(per_forward, crops))
+    return (per_forward * activation_bytes_per_crop(device_kind, family, working_size, itemsize, channels)
+            + crops * kept_bytes_per_crop(family, working_size, itemsize, channels))
+
+
+def crops_per_forward(device_kind: str, working_size: int, family: str, itemsize: int, free_bytes: int | None,
+                      crops: int, channels: int | None = None) -> int:
+    """How many of `crops` (faces × latent batch) crops go into one ControlNet forward.
+
+    - never more than `free_bytes` (the memory budget, e.g. ComfyUI's free memory on the
+      device) can hold: activations of the crops in the forward plus what every crop keeps;
+      at least 1 (one crop at a time is the least any forward needs);
+    - on the CPU, no more than the largest count measured not to be over 5% slower per crop
+      than one crop per forward (`CPU_PER_CROP_TIME`);
+    - elsewhere (GPUs), as many as the memory allows: batching is assumed to pay there.
+    `free_bytes` None: no memory limit known.
+    """
+    if crops <= 1:
+        return max(crops, 1)
+    limit = crops
+    if device_kind == "cpu":
+        paying = [k for k, ratio in CPU_PER_CROP_TIME.items() if ratio <= CPU_SLOWDOWN_ALLOWED]
+        limit = min(limit, max(paying, default=1))
+    if free_bytes is not None:
+        activations = activation_bytes_per_crop(device_kind, family, working_size, itemsize, channels)
+        kept = crops * kept_bytes_per_crop(family, working_size, itemsize, channels)
+        limit = min(limit, max(1, int((free_bytes - kept) // max(activations, 1))))
+    return max(1, limit)
