@@ -106,7 +106,7 @@ def local_control(setup: Setup, faces: int, sequential: bool = False, previous=N
     c = controls.LocalBranchControl.from_controlnet(setup.controlnet, spec)
     c.set_cond_hint(None, 1.0, (0.0, 1.0))
     if sequential:  # one forward per face (its B crops), the same total work without batching faces
-        c._max_crops = lambda device, dtype, size: BATCH
+        c._max_crops = lambda device, dtype, size, crops: BATCH
     if previous is not None:
         c.set_previous_controlnet(previous)
     return _pre_run(c, setup)

@@ -3,6 +3,7 @@ import comfy.model_management
 import torch
 
 from ..realisid_core.branch_description import BranchDescription
+from ..realisid_core.crop_budget import working_size_range
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.hint_formats import hint_format
 from ..realisid_core.id_projector import project
@@ -25,8 +26,11 @@ WORKING_SIZE = (list(WORKING_SIZES), {
 
 
 def working_size(described: BranchDescription, choice: str) -> int:
-    """The crop side in latent cells for a working-size choice: the trained size scaled, a multiple of 8."""
-    return max(8, int(round(described.working_size * WORKING_SIZES[choice] / 8)) * 8)
+    """The crop side in latent cells for a working-size choice: the trained size scaled, a multiple of 8,
+    kept within the sizes the family is run at (so no choice is ever refused)."""
+    size = int(round(described.working_size * WORKING_SIZES[choice] / 8)) * 8
+    sizes = working_size_range(described.family)
+    return min(max(size, sizes.low), sizes.high)
 
 
 def check_poses(people: People, format_name: str, node: str) -> None:

@@ -18,6 +18,7 @@ import comfy.model_base
 import comfy.model_management
 import comfy.utils
 
+from ..realisid_core.crop_budget import crops_memory_bytes, crops_per_forward
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.face_pose import FacePose
 from ..realisid_core.geometry import regions_from_locations
@@ -291,8 +292,6 @@ class LocalBranchControl(RealisIDControl):
     """Crops every face of the noisy latent, runs the ControlNet on the B×F crops, pastes back."""
 
     node_name = "RealisID Apply Local Branch"
-    # rough activation bytes per crop pixel per base channel of an SD ControlNet forward
-    _BYTES_FACTOR = 48
 
     def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
         control_prev = self._previous_control(x_noisy, t, cond, batched_number, transformer_options)
@@ -335,7 +334,7 @@ class LocalBranchControl(RealisIDControl):
                 return scale_residuals(out, strengths[face])
 
             part = run_local_branch(x_in[rows_on], spec.locations, run, spec.settings,
-                                    self._max_crops(device, dtype, size),
+                                    self._max_crops(device, dtype, size, len(rows) * len(kept)),
                                     on_chunk=comfy.model_management.throw_exception_if_processing_interrupted,
                                     plan=plan)
             control = part if len(windows) == 1 else place_rows(control, part, rows_on, x_noisy.shape[0])
@@ -371,11 +370,22 @@ class LocalBranchControl(RealisIDControl):
             self.cond_hint, self.hint_latent = hint.to(dtype), full
         return self.cond_hint
 
-    def _max_crops(self, device, dtype, size):
-        """How many crops fit in one forward with the free memory (None: all of them)."""
-        per_crop = size * size * self.control_model.model_channels * self._BYTES_FACTOR * dtype.itemsize
-        fits = int(comfy.model_management.get_free_memory(device) * 0.8 // per_crop)
-        return max(1, fits)
+    def _max_crops(self, device, dtype, size, crops):
+        """How many of `crops` crops go into one forward: what pays on this device and fits its free memory."""
+        free = comfy.model_management.get_free_memory(device)
+        return crops_per_forward(torch.device(device).type, size, self.layout.family, dtype.itemsize, free, crops,
+                                 self.control_model.model_channels)
+
+    def inference_memory_requirements(self, dtype):
+        """The ControlNet's weights (ComfyUI's count) plus the face crops' activations and residuals for
+        CFG's two sides, so ComfyUI frees enough before sampling."""
+        crops = 2 * self.spec.locations.count
+        size = self.spec.settings.working_size
+        kind = torch.device(self.load_device or "cpu").type
+        per_forward = crops_per_forward(kind, size, self.layout.family, dtype.itemsize, None, crops,
+                                        self.control_model.model_channels)
+        return super().inference_memory_requirements(dtype) + crops_memory_bytes(
+            kind, self.layout.family, size, dtype.itemsize, crops, per_forward, self.control_model.model_channels)
 
 
 def place_rows(control, part, rows, batch: int):

@@ -220,9 +220,10 @@ def test_other_model_families_are_refused_by_name(comfy, people):
         control.pre_run(Flux(), lambda p: 0.5)
 
 
-def test_working_size_comes_from_the_controlnet(comfy, people):
+def test_working_size_comes_from_the_controlnet_within_the_familys_sizes(comfy, people):
     assert local(comfy, people)[0][0][1]["control"].spec.settings.working_size == 32  # as the file says
     assert local(comfy, people, size="largest (1.5×)")[0][0][1]["control"].spec.settings.working_size == 48
+    assert local(comfy, people, size="smaller (0.75×, faster)")[0][0][1]["control"].spec.settings.working_size == 32
     assert local(comfy, people)[0][0][1]["control"].spec.settings.margin == 1.6
 
 
@@ -376,8 +377,9 @@ def test_short_memory_runs_the_crops_in_chunks_with_the_same_result(comfy, peopl
     control = local(comfy, people)[0][0][1]["control"]
     original = control.control_model.forward
     monkeypatch.setattr(control.control_model, "forward", lambda *a, **k: forwards.append(1) or original(*a, **k))
-    per_crop = 32 * 32 * control.control_model.model_channels * control._BYTES_FACTOR * 4
-    room = per_crop / 0.8  # room for one crop
+    budget = pack_module("realisid_core.crop_budget")
+    room = (budget.activation_bytes_per_crop("cpu", "SD1.5", 32, 4, 320)
+            + 2 * budget.kept_bytes_per_crop("SD1.5", 32, 4, 320))  # room for one crop per forward
     monkeypatch.setattr(mm, "get_free_memory", lambda dev=None, torch_free_too=False: (room, room) if torch_free_too else room)
     chunked = residuals(comfy, [[comfy["positive"][0][0], {**comfy["positive"][0][1], "control": control}]])
     assert len(forwards) == 2  # two faces, one latent: one crop per forward
@@ -443,3 +445,12 @@ def test_sdxl_crops_get_the_size_conditioning_of_a_crop_sized_picture(comfy):
                                                       crop_h=32, target_width=1536, target_height=1024)
     crop_sized = comfy.model_base.SDXL.encode_adm(sdxl, pooled_output=pooled, width=1024, height=1024)
     torch.testing.assert_close(controls.crop_size_conditioning(whole_picture, 1024), crop_sized)
+
+
+def test_the_crops_memory_is_reported_to_comfyui(comfy, people):
+    """ComfyUI frees memory for sampling from what controls report: the crops' activations are in it."""
+    control = local(comfy, people)[0][0][1]["control"]
+    weights_only = type(control).__mro__[2].inference_memory_requirements(control, torch.float16)
+    budget = pack_module("realisid_core.crop_budget")
+    crops = budget.crops_memory_bytes("cpu", "SD1.5", 32, 2, 4, budget.crops_per_forward("cpu", 32, "SD1.5", 2, None, 4))
+    assert control.inference_memory_requirements(torch.float16) == weights_only + crops > weights_only
