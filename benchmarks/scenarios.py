@@ -105,8 +105,9 @@ def local_control(setup: Setup, faces: int, sequential: bool = False, previous=N
                                     torch.ones(faces), settings)
     c = controls.LocalBranchControl.from_controlnet(setup.controlnet, spec)
     c.set_cond_hint(None, 1.0, (0.0, 1.0))
-    if sequential:  # one forward per face (its B crops), the same total work without batching faces
-        c._max_crops = lambda device, dtype, size, crops: BATCH
+    # the two ends the pack's crop budget chooses between: one forward per face (its B crops), or one
+    # forward over all B×F crops — the same total work
+    c._max_crops = (lambda device, dtype, size, crops: BATCH) if sequential else (lambda device, dtype, size, crops: crops)
     if previous is not None:
         c.set_previous_controlnet(previous)
     return _pre_run(c, setup)
