@@ -83,6 +83,7 @@ class Runner:
         self.links: dict[str, Link] = {}
         self.finished = asyncio.Event()
         self.stats = {"queued": 0, "recovered": 0, "moved": 0}
+        self.from_earlier_run: set[str] = set()  # jobs found on servers at start
 
     # bookkeeping --------------------------------------------------------------------------
     def _refresh(self) -> None:
@@ -104,6 +105,7 @@ class Runner:
 
     def _take_back(self, link: Link, prompt_id: str, reason: str, abandon: bool) -> None:
         job_id = link.inflight.pop(prompt_id)
+        self.from_earlier_run.discard(job_id)
         if self.ledger.requeue(job_id, prompt_id, reason, abandon):
             self.pending.appendleft(job_id)
             self.stats["moved"] += 1
@@ -122,6 +124,7 @@ class Runner:
                 if url not in self.links:  # a server no longer listed: followed, given no new work
                     self.links[url] = Link(ComfyServer(url, session, self.ledger.client_id), 0)
                 self.links[url].inflight[job.prompt_id] = job.id
+                self.from_earlier_run.add(job.id)
                 self.stats["recovered"] += 1
             self._refresh()
             tasks = [asyncio.create_task(self._serve(link)) for link in self.links.values()]
@@ -356,7 +359,9 @@ class Runner:
             return
         outputs = [{"file": name, "node": f["node"], "title": f["title"], "server_file": f["filename"]}
                    for f, name in zip(files, names)]
-        detail = None if files else "no output files (the workflow has no Save Image node?)"
+        detail = "; ".join(d for d in (
+            "picked up from an earlier run" if job_id in self.from_earlier_run else "",
+            "" if files else "no output files (the workflow has no Save Image node?)") if d) or None
         link.inflight.pop(prompt_id)
         if self.ledger.mark_done(job_id, prompt_id, outputs, detail):
             job = self.ledger.job(job_id)

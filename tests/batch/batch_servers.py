@@ -21,6 +21,11 @@ REPO = Path(__file__).resolve().parents[2]
 TEST_NODES = Path(__file__).resolve().parent / "comfy_nodes"
 
 
+_PORT = threading.local()  # the port the server being started in this thread gets
+_PATCH_LOCK = threading.Lock()
+_PATCHES = [0, None]  # how many starts are under way, and the one patch of comfy_server._free_port they share
+
+
 class BatchServer:
     """A ComfyUI server that can be killed (SIGKILL, like a crash) and started again on the same port."""
 
@@ -38,8 +43,19 @@ class BatchServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "BatchServer":
-        with mock.patch.object(comfy_server, "_free_port", return_value=self.port):
+        _PORT.value = self.port
+        with _PATCH_LOCK:
+            if _PATCHES[0] == 0:
+                _PATCHES[1] = mock.patch.object(comfy_server, "_free_port", side_effect=lambda: _PORT.value)
+                _PATCHES[1].start()
+            _PATCHES[0] += 1
+        try:
             self.server = comfy_server.start_server(self.host, self.root, {"checkpoints/tiny_sd15.safetensors": self.checkpoint})
+        finally:
+            with _PATCH_LOCK:
+                _PATCHES[0] -= 1
+                if _PATCHES[0] == 0:
+                    _PATCHES[1].stop()
         return self
 
     def kill(self) -> None:
