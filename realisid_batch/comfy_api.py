@@ -69,6 +69,15 @@ def execution_failure(entry: dict, titles: dict[str, str]) -> str:
     return f"the server reports status '{(entry.get('status') or {}).get('status_str')}'"
 
 
+def execution_seconds(entry: dict) -> float | None:
+    """How long the server took to run a prompt, from its own timestamps in the history entry."""
+    stamps = {kind: data.get("timestamp") for kind, data in (entry.get("status") or {}).get("messages") or []
+              if isinstance(data, dict)}
+    start = stamps.get("execution_start")
+    end = stamps.get("execution_success") or stamps.get("execution_error") or stamps.get("execution_interrupted")
+    return None if start is None or end is None else max(0.0, (end - start) / 1000)
+
+
 def find_marked(items: list, token: str) -> str | None:
     """The server's id of the prompt carrying our marker `token`, among queue items or history prompts
     ([number, prompt_id, prompt, extra_data, …]); for servers that ignore client-chosen prompt ids."""

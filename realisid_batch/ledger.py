@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     state TEXT NOT NULL CHECK (state IN ('pending', 'queued', 'running', 'done', 'failed')),
     server TEXT, prompt_id TEXT, attempts INTEGER NOT NULL DEFAULT 0,
     reason TEXT, outputs TEXT,
-    submitted_at REAL, started_at REAL, finished_at REAL, updated_at REAL NOT NULL);
+    submitted_at REAL, started_at REAL, finished_at REAL, server_seconds REAL, updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     n INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, at REAL NOT NULL,
     state TEXT NOT NULL, server TEXT, prompt_id TEXT, detail TEXT);
@@ -61,10 +61,13 @@ class JobRecord:
     submitted_at: float | None
     started_at: float | None
     finished_at: float | None
+    server_seconds: float | None = None
 
     @property
     def seconds(self) -> float | None:
-        """Time on the server: from the start of execution (else from queueing) to the outputs downloaded."""
+        """The job's run time: as the server measured it, else from its start (or queueing) to its outputs downloaded."""
+        if self.server_seconds is not None:
+            return self.server_seconds
         start = self.started_at or self.submitted_at
         return None if self.finished_at is None or start is None else self.finished_at - start
 
@@ -146,7 +149,7 @@ class Ledger:
     def _record(row) -> JobRecord:
         return JobRecord(row["id"], row["seq"], json.loads(row["job_values"]), row["state"], row["server"],
                          row["prompt_id"], row["attempts"], row["reason"], json.loads(row["outputs"] or "[]"),
-                         row["submitted_at"], row["started_at"], row["finished_at"])
+                         row["submitted_at"], row["started_at"], row["finished_at"], row["server_seconds"])
 
     def jobs(self, states: tuple[str, ...] | None = None) -> list[JobRecord]:
         if states:
@@ -216,7 +219,8 @@ class Ledger:
                     continue
                 self.conn.execute("UPDATE jobs SET seq = ?, job_values = ?, state = 'pending', reason = NULL, server = NULL, "
                                   "prompt_id = NULL, outputs = NULL, submitted_at = NULL, started_at = NULL, "
-                                  "finished_at = NULL, updated_at = ? WHERE id = ?", (seq, text, now, job_id))
+                                  "finished_at = NULL, server_seconds = NULL, updated_at = ? WHERE id = ?",
+                                  (seq, text, now, job_id))
                 if state == "failed":
                     self._event(job_id, "pending", detail="retry", at=now)
                     report.retried += 1
@@ -253,14 +257,16 @@ class Ledger:
                 self._event(job_id, "running", row[0], prompt_id, at=now)
         return row is not None
 
-    def mark_done(self, job_id: str, prompt_id: str, outputs: list, detail: str | None = None) -> bool:
+    def mark_done(self, job_id: str, prompt_id: str, outputs: list, detail: str | None = None,
+                  server_seconds: float | None = None) -> bool:
         now = time.time()
         with self._tx():
             row = self.conn.execute("SELECT server FROM jobs WHERE id = ? AND prompt_id = ? AND state IN ('queued', 'running')",
                                     (job_id, prompt_id)).fetchone()
             if row:
                 self.conn.execute("UPDATE jobs SET state = 'done', outputs = ?, reason = NULL, finished_at = ?, "
-                                  "updated_at = ? WHERE id = ?", (json.dumps(outputs), now, now, job_id))
+                                  "server_seconds = ?, updated_at = ? WHERE id = ?",
+                                  (json.dumps(outputs), now, server_seconds, now, job_id))
                 self._event(job_id, "done", row[0], prompt_id, detail, at=now)
         return row is not None
 

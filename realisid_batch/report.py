@@ -41,7 +41,7 @@ def time_stats(jobs: list[JobRecord]) -> str:
     times = [j.seconds for j in jobs if j.state == "done" and j.seconds is not None]
     if not times:
         return "time per job: no finished jobs"
-    return (f"time per job (on the server, to outputs downloaded): mean {statistics.mean(times):.1f} s, "
+    return (f"time per job (run time on the server): mean {statistics.mean(times):.1f} s, "
             f"median {statistics.median(times):.1f} s, min {min(times):.1f} s, max {max(times):.1f} s "
             f"over {len(times)} jobs")
 

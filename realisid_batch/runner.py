@@ -26,7 +26,8 @@ from pathlib import Path
 
 import aiohttp
 
-from .comfy_api import ComfyServer, Rejected, ServerDown, execution_failure, find_marked, normalise_url
+from .comfy_api import (ComfyServer, Rejected, ServerDown, execution_failure, execution_seconds, find_marked,
+                        normalise_url)
 from .errors import JobError
 from .images import upload_name
 from .jobs import bind_job
@@ -363,7 +364,7 @@ class Runner:
             "picked up from an earlier run" if job_id in self.from_earlier_run else "",
             "" if files else "no output files (the workflow has no Save Image node?)") if d) or None
         link.inflight.pop(prompt_id)
-        if self.ledger.mark_done(job_id, prompt_id, outputs, detail):
+        if self.ledger.mark_done(job_id, prompt_id, outputs, detail, execution_seconds(entry)):
             job = self.ledger.job(job_id)
             took = f" in {job.seconds:.1f} s" if job.seconds is not None else ""
             self.display.line(f"{job_id}: done on {link.url}{took} -> {', '.join(names) or 'no files'}")
