@@ -12,7 +12,7 @@ from . import metrics
 
 COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207))
 SIZE = (900, 560)
-MARGIN = (80, 50, 190, 70)  # left, top, right, bottom
+MARGIN = (100, 50, 190, 70)  # left, top, right, bottom
 
 
 def _font(size: int):
@@ -62,6 +62,9 @@ def plot(runs: dict[str, dict], path: Path, recogniser: str) -> Path:
         x, _ = px(edge, lo_val)
         for y in range(top, y1, 8):
             draw.line([x, y, x, min(y + 4, y1)], fill=(150, 150, 150))
+    for (name, upper), lower in zip(metrics.BUCKETS, (lo_side, 48, 96, 192)):
+        mid = math.sqrt(max(lower, lo_side) * min(upper, hi_side))
+        draw.text((px(mid, lo_val)[0], top + 6), f"{name} px", fill=(110, 110, 110), font=small, anchor="mt")
     steps = int(round((1.0 - lo_val) / 0.1))
     for k in range(steps + 1):
         v = lo_val + k * 0.1
