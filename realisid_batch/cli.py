@@ -97,13 +97,18 @@ def _run(args) -> int:
         sync = ledger.sync(checked, retry_failed=args.retry_failed)
         known = ledger.meta("workflow")
         if known and known != workflow.fingerprint:
-            print(f"note: the workflow changed since this ledger's first run; finished jobs are kept "
-                  f"(run with a new --output to redo them)", file=sys.stderr)
+            print("note: the workflow changed since this ledger's first run; finished jobs are kept "
+                  "(run with a new --output to redo them)", file=sys.stderr)
         ledger.set_meta("workflow", workflow.fingerprint)
         for job_id in sync.changed_done:
             print(f"note: job {job_id} changed in the jobs file after it was done; its outputs are kept", file=sys.stderr)
+        in_file = {row.id for row in rows}
         counts = ledger.counts()
-        todo = counts["pending"] + counts["queued"] + counts["running"]
+        stray = [j.id for j in ledger.jobs(("pending",)) if j.id not in in_file]
+        if stray:
+            print(f"note: {len(stray)} pending jobs of the ledger are not in {jobs_path.name} and are left alone "
+                  f"({', '.join(stray[:5])}{', …' if len(stray) > 5 else ''})", file=sys.stderr)
+        todo = counts["pending"] - len(stray) + counts["queued"] + counts["running"]
         servers = args.server or ["http://127.0.0.1:8188"]
         print(f"{len(rows)} jobs in {jobs_path.name}: {counts['done']} already done, {counts['failed']} failed, "
               f"{todo} to do on {len(servers)} server{'s' * (len(servers) > 1)}"
@@ -113,7 +118,7 @@ def _run(args) -> int:
         stats = None
         try:
             if todo:
-                stats = asyncio.run(Runner(ledger, workflow, base_dir, output, servers, options, display).run())
+                stats = asyncio.run(Runner(ledger, workflow, base_dir, output, servers, options, display, in_file).run())
             else:
                 print("nothing to do: every job is finished (use --retry-failed to run failed ones again)")
         except KeyboardInterrupt:

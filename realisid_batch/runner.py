@@ -74,10 +74,11 @@ class Link:
 
 class Runner:
     def __init__(self, ledger: Ledger, workflow: Workflow, base_dir: Path, output_dir: Path,
-                 servers: list[str], options: Options, display: Display):
+                 servers: list[str], options: Options, display: Display, job_ids: set[str] | None = None):
         self.ledger, self.workflow, self.base_dir, self.output_dir = ledger, workflow, base_dir, output_dir
         self.urls = [normalise_url(u) for u in servers]
         self.options, self.display = options, display
+        self.job_ids = job_ids  # the jobs of the jobs file (None: every pending job of the ledger)
         self.titles = {nid: workflow.title(nid) for nid in workflow.graph}
         self.pending: deque[str] = deque()
         self.in_hand: set[str] = set()  # taken from `pending`, not yet on a server (uploading)
@@ -115,7 +116,7 @@ class Runner:
 
     # the run ------------------------------------------------------------------------------
     async def run(self) -> dict:
-        self.pending.extend(j.id for j in self.ledger.jobs(("pending",)))
+        self.pending.extend(j.id for j in self.ledger.jobs(("pending",)) if self.job_ids is None or j.id in self.job_ids)
         connector = aiohttp.TCPConnector(limit_per_host=4)
         async with aiohttp.ClientSession(connector=connector) as session:
             for url in self.urls:
@@ -199,6 +200,7 @@ class Runner:
             self.display.line(f"server {link.url} does not answer: {exc}")
         link.up, link.said_down = False, True
         link.down_since = link.down_since or now
+        link.uploads.clear()  # it may come back with an empty input folder
         if link.listener:
             link.listener.cancel()
             link.listener = None
