@@ -1,6 +1,7 @@
 """`python -m realisid_batch evaluate`: runs compared side by side, written as JSON, Markdown and a PNG plot."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from ..errors import BatchError
@@ -15,11 +16,9 @@ from .plot import plot
 def evaluate(people: str, runs: list[str], out: str, recogniser: str = "auto", conditioning_pack: str = "antelopev2",
              insightface_roots: list[str] | None = None, provider: str = "auto", min_iou: float = 0.1) -> dict:
     """Evaluate every run; write evaluation.json, evaluation.md and identity_vs_face_size.png into `out`."""
-    try:
-        import realisid_core  # noqa: F401 - the pack's engine: face analysis
-    except ImportError:
-        raise BatchError("the evaluation needs the pack's realisid_core: run it from the ComfyUI-RealisID folder "
-                         "(or put that folder on PYTHONPATH)") from None
+    if importlib.util.find_spec("realisid_core") is None:
+        raise BatchError("the evaluation needs the pack's realisid_core (its face analysis): run it from the "
+                         "ComfyUI-RealisID folder, or put that folder on PYTHONPATH")
     specs = read_people(people)
     named = [parse_run(r) for r in runs]
     names = [n for n, _ in named]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
@@ -23,7 +24,28 @@ TEST_NODES = Path(__file__).resolve().parent / "comfy_nodes"
 
 _PORT = threading.local()  # the port the server being started in this thread gets
 _PATCH_LOCK = threading.Lock()
-_PATCHES = [0, None]  # how many starts are under way, and the one patch of comfy_server._free_port they share
+_PATCHES = [0, []]  # how many starts are under way, and the patches they share
+
+
+@contextmanager
+def _launch_patches():
+    """While servers start (in threads): comfy_server picks this thread's port, and the server gets one
+    CPU thread (two servers and the client share two cores without thrashing)."""
+    with _PATCH_LOCK:
+        if _PATCHES[0] == 0:
+            _PATCHES[1] = [mock.patch.object(comfy_server, "_free_port", side_effect=lambda: _PORT.value),
+                           mock.patch.dict(os.environ, {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})]
+            for p in _PATCHES[1]:
+                p.start()
+        _PATCHES[0] += 1
+    try:
+        yield
+    finally:
+        with _PATCH_LOCK:
+            _PATCHES[0] -= 1
+            if _PATCHES[0] == 0:
+                for p in reversed(_PATCHES[1]):
+                    p.stop()
 
 
 class BatchServer:
@@ -44,18 +66,9 @@ class BatchServer:
 
     def start(self) -> "BatchServer":
         _PORT.value = self.port
-        with _PATCH_LOCK:
-            if _PATCHES[0] == 0:
-                _PATCHES[1] = mock.patch.object(comfy_server, "_free_port", side_effect=lambda: _PORT.value)
-                _PATCHES[1].start()
-            _PATCHES[0] += 1
-        try:
-            self.server = comfy_server.start_server(self.host, self.root, {"checkpoints/tiny_sd15.safetensors": self.checkpoint})
-        finally:
-            with _PATCH_LOCK:
-                _PATCHES[0] -= 1
-                if _PATCHES[0] == 0:
-                    _PATCHES[1].stop()
+        with _launch_patches():
+            self.server = comfy_server.start_server(self.host, self.root,
+                                                    {"checkpoints/tiny_sd15.safetensors": self.checkpoint})
         return self
 
     def kill(self) -> None:

@@ -172,8 +172,8 @@ def test_an_unknown_csv_column_stops_the_run_before_anything_is_queued(two_serve
 def test_ctrl_c_leaves_a_consistent_ledger_and_the_next_run_finishes(two_servers, tmp_path):
     a, b = two_servers
     photos = write_photos(tmp_path / "photos", 2)
-    wf = write_json(tmp_path / "workflow.json", workflow(pace=0.5))
-    n = 8
+    wf = write_json(tmp_path / "workflow.json", workflow(pace=0.3))
+    n = 6
     jobs = _jobs_csv(tmp_path, n, photos)
     out = tmp_path / "out"
     ledger = out / LEDGER
