@@ -112,8 +112,9 @@ def start_all(servers: list[BatchServer]) -> None:
         raise errors[0]
 
 
-def workflow(pace: float = 0.0, side: int = 32) -> dict:
-    """SD1.5 txt2img at `side`×`side` (1 step) blended with the uploaded photo, paced, saved; every node titled."""
+def workflow(pace: float = 0.0, side: int = 32, old_server: bool = False) -> dict:
+    """SD1.5 txt2img at `side`×`side` (1 step) blended with the uploaded photo, paced, saved; every node titled.
+    With `old_server`, the test servers ignore the client's prompt ids for it, as ComfyUI before 0.3.4x did."""
     def node(cls, title, **inputs):
         return {"class_type": cls, "inputs": inputs, "_meta": {"title": title}}
     return {
@@ -128,7 +129,8 @@ def workflow(pace: float = 0.0, side: int = 32) -> dict:
                   scheduler="normal", positive=["2", 0], negative=["3", 0], latent_image=["6", 0], denoise=1.0),
         "8": node("VAEDecode", "decode", samples=["7", 0], vae=["1", 2]),
         "9": node("ImageBlend", "mix", image1=["8", 0], image2=["5", 0], blend_factor=0.5, blend_mode="normal"),
-        "10": node("RealisIDBatchTest_Pace", "pace", images=["9", 0], seconds=pace),
+        "10": node("RealisIDBatchTest_Pace", "pace (old server)" if old_server else "pace", images=["9", 0],
+                   seconds=pace),
         "11": node("SaveImage", "save", images=["10", 0], filename_prefix="batch"),
     }
 

@@ -15,9 +15,10 @@ def batch_checkpoint():
     return tiny_models.sd15_checkpoint()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def two_servers(batch_checkpoint, tmp_path_factory):
-    """Servers A and B on fixed ports (so B can be killed and come back at the same address)."""
+    """Servers A and B on fixed ports (so B can be killed and come back at the same address); stopped after
+    the module, so with the other tests' server no more than two run at a time."""
     from batch_servers import BatchServer, start_all
     root = tmp_path_factory.mktemp("batch-servers")
     servers = [BatchServer(host_path(), root / name, batch_checkpoint) for name in ("a", "b")]

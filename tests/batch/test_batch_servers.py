@@ -61,6 +61,10 @@ def test_jobs_survive_a_server_crash_and_a_client_crash(two_servers, tmp_path):
         moved = wait_for(lambda: ledger_rows(ledger, "SELECT job_id FROM events WHERE state = 'pending' AND detail LIKE "
                                              "'%went down%'"), 60, "B's jobs moved", first, log)
         assert moved, "server B had jobs queued when it was killed; they must be moved"
+        status = subprocess.run([sys.executable, "-m", "realisid_batch", "status", str(out)], cwd=REPO,
+                                capture_output=True, text=True, timeout=60)  # another process, while the run writes
+        assert status.returncode == 0 and status.stdout.startswith("done "), status.stderr
+        assert "total 24" in status.stdout.splitlines()[0]
         restarted_at = time.time()
         b.start()  # same port: the client notices and uses it again
         wait_for(lambda: ledger_rows(ledger, "SELECT 1 FROM events WHERE state = 'done' AND server = ? AND at > ?",
@@ -170,9 +174,10 @@ def test_an_unknown_csv_column_stops_the_run_before_anything_is_queued(two_serve
 
 
 def test_ctrl_c_leaves_a_consistent_ledger_and_the_next_run_finishes(two_servers, tmp_path):
+    """Also with servers that pick their own prompt ids (older ComfyUI): the client records theirs."""
     a, b = two_servers
     photos = write_photos(tmp_path / "photos", 2)
-    wf = write_json(tmp_path / "workflow.json", workflow(pace=0.3))
+    wf = write_json(tmp_path / "workflow.json", workflow(pace=0.3, old_server=True))
     n = 6
     jobs = _jobs_csv(tmp_path, n, photos)
     out = tmp_path / "out"
@@ -193,3 +198,10 @@ def test_ctrl_c_leaves_a_consistent_ledger_and_the_next_run_finishes(two_servers
     assert run_client(args, log) == 0, log.read_text()[-3000:]
     assert dict(ledger_rows(ledger, "SELECT id, state FROM jobs")) == {f"job-{i:02d}": "done" for i in range(n)}
     assert _pictures(out) == [f"job-{i:02d}.png" for i in range(n)]
+    # every prompt went under the server's own id, recorded next to ours
+    renamed = ledger_rows(ledger, "SELECT job_id, prompt_id, detail FROM events WHERE detail LIKE 'server id for %'")
+    assert {j for j, _, _ in renamed} == {f"job-{i:02d}" for i in range(n)}
+    assert all(detail.split()[-1] != prompt_id for _, prompt_id, detail in renamed)
+    done = dict(ledger_rows(ledger, "SELECT id, prompt_id FROM jobs"))
+    histories = {**a.history(), **b.history()}
+    assert all(histories[p]["prompt"][3]["realisid_batch"]["job"] == j for j, p in done.items())
