@@ -164,3 +164,6 @@ def main(argv: list[str] | None = None) -> int:
     except BatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except KeyboardInterrupt:  # outside the run itself: every ledger change is a whole transaction or none
+        print("stopped (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -209,3 +209,26 @@ def test_the_people_file(tmp_path):
     path.write_text('{"picture": "p", "people": [{"reference": "a.png", "box": [1, 2]}]}\n')
     with pytest.raises(BatchError, match="line 1, person 1 box: give 4 numbers, not 2"):
         read_people(path)
+
+
+def test_the_progress_bar_on_a_terminal_and_plain_lines_without_one():
+    import io
+
+    from realisid_batch.progress import Display
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    out, err = io.StringIO(), Terminal()
+    display = Display(4, out=out, err=err)
+    display.counts(2, 1)
+    display.server("http://127.0.0.1:8188", "job-3 sampler 5/20")
+    display.line("job-2: done")
+    display.close()
+    assert "[##################......] 3/4 (2 done, 1 failed)  127.0.0.1:8188: job-3 sampler 5/20" in err.getvalue()
+    assert out.getvalue().rstrip().endswith("job-2: done")
+    plain_out, plain_err = io.StringIO(), io.StringIO()
+    display = Display(4, out=plain_out, err=plain_err)
+    display.line("job-1: done")
+    display.draw()
+    assert plain_err.getvalue() == "" and "job-1: done" in plain_out.getvalue()
