@@ -100,7 +100,7 @@ def test_jobs_survive_a_server_crash_and_a_client_crash(two_servers, tmp_path):
     # the photos were uploaded, each once per server, under names made from their content
     for server in two_servers:
         uploaded = sorted(p.name for p in (server.root / "input" / "realisid_batch").iterdir())
-        assert [name.split("_", 1)[1] for name in uploaded] == [p.name for p in photos]
+        assert sorted(name.split("_", 1)[1] for name in uploaded) == [p.name for p in photos]
         assert all(len(name.split("_", 1)[0]) == 16 for name in uploaded)
 
     # a second run queues nothing
