@@ -83,7 +83,7 @@ def study(insightface_root, tmp_path_factory):
     people = root / "people.jsonl"
     people.write_text("\n".join(json.dumps(p) for p in intended) + "\n")
     code = main(["evaluate", "--people", str(people), "--run", f"good={root / 'good'}", "--run", f"bad={root / 'bad'}",
-                 "--out", str(root / "report"), "--insightface", insightface_root])
+                 "--out", str(root / "report"), "--insightface", insightface_root, "--provider", "CPU"])
     assert code == 0
     return root, json.loads((root / "report" / "evaluation.json").read_text())
 
@@ -171,7 +171,7 @@ def test_the_recogniser_is_chosen_apart_from_the_conditioning_one(study, insight
     people = root / "people.jsonl"
     out = tmp_path / "same"
     assert main(["evaluate", "--people", str(people), "--run", str(root / "good"), "--out", str(out),
-                 "--insightface", insightface_root, "--recogniser", "antelopev2"]) == 0
+                 "--insightface", insightface_root, "--recogniser", "antelopev2", "--provider", "CPU"]) == 0
     same = json.loads((out / "evaluation.json").read_text())
     assert same["recogniser"]["pack"] == "antelopev2" and "optimistic" in same["recogniser"]["note"]
     assert list(same["runs"]) == ["good"]  # a bare folder is named after itself
@@ -183,5 +183,5 @@ def test_the_recogniser_is_chosen_apart_from_the_conditioning_one(study, insight
     # with conditioning buffalo_l, auto picks antelopev2
     out2 = tmp_path / "auto"
     assert main(["evaluate", "--people", str(people), "--run", str(root / "good"), "--out", str(out2),
-                 "--insightface", insightface_root, "--conditioning-pack", "buffalo_l"]) == 0
+                 "--insightface", insightface_root, "--conditioning-pack", "buffalo_l", "--provider", "CPU"]) == 0
     assert json.loads((out2 / "evaluation.json").read_text())["recogniser"]["pack"] == "antelopev2"

@@ -186,6 +186,8 @@ def test_metrics_give_the_known_numbers():
 
 
 def test_expression_error_ignores_place_size_and_roll_and_measures_the_mouth():
+    pytest.importorskip("insightface")  # its 3-D mean face is the test face
+    pytest.importorskip("onnx")
     from fixtures.fake_insightface import mean_face_68
     face = mean_face_68()[:, :2] * 100
     iod = np.linalg.norm(face[42:48].mean(0) - face[36:42].mean(0))
