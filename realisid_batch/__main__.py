@@ -1,0 +1,6 @@
+"""`python -m realisid_batch …`"""
+import sys
+
+from .cli import main
+
+sys.exit(main())

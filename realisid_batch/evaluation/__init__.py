@@ -1,0 +1,1 @@
+"""`evaluate`: identity similarity by face size, place, pose, expression and leak, runs side by side."""

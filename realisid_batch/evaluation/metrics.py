@@ -1,0 +1,96 @@
+"""The numbers of the evaluation, as plain functions of boxes, poses, landmarks and embeddings."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# face side in pixels (square root of the box area): upper bounds of the buckets, the last open
+BUCKETS = (("<=48", 48.0), ("48-96", 96.0), ("96-192", 192.0), (">192", math.inf))
+BUCKET_LABELS = {"<=48": "≤ 48 px", "48-96": "48–96 px", "96-192": "96–192 px", ">192": "> 192 px"}
+EYES_68 = list(range(36, 48))
+MOUTH_68 = list(range(48, 68))
+
+
+def face_side(box) -> float:
+    """The side of a face box (x0, y0, x1, y1): the square root of its area, in pixels."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return math.sqrt(max(0.0, x1 - x0) * max(0.0, y1 - y0))
+
+
+def bucket(side: float) -> str:
+    for name, upper in BUCKETS:
+        if side <= upper:
+            return name
+    return BUCKETS[-1][0]
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    ax0, ay0, ax1, ay1 = (float(v) for v in a)
+    bx0, by0, bx1, by1 = (float(v) for v in b)
+    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def cosine(a, b) -> float:
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+
+def angle_difference(a: float, b: float) -> float:
+    """|a - b| in degrees, the short way round (179° and -179° are 2° apart)."""
+    return abs((float(a) - float(b) + 180.0) % 360.0 - 180.0)
+
+
+def pose_error(pose, driving_pose) -> dict[str, float]:
+    """Absolute yaw, pitch and roll differences (degrees) from insightface poses (pitch, yaw, roll)."""
+    pitch, yaw, roll = (float(v) for v in pose)
+    d_pitch, d_yaw, d_roll = (float(v) for v in driving_pose)
+    return {"yaw": angle_difference(yaw, d_yaw), "pitch": angle_difference(pitch, d_pitch),
+            "roll": angle_difference(roll, d_roll)}
+
+
+def normalised_expression(landmarks_68) -> np.ndarray:
+    """Eye and mouth landmarks [32, 2] in the face's own frame: the eye centres' midpoint at 0, the eye line
+    along x, the inter-ocular distance 1 — so place, size and in-plane rotation drop out, expression stays."""
+    points = np.asarray(landmarks_68, np.float64)[:, :2]
+    right_eye, left_eye = points[36:42].mean(0), points[42:48].mean(0)
+    axis = left_eye - right_eye
+    distance = float(np.hypot(*axis))
+    if distance < 1e-9:
+        raise ValueError("the eyes coincide: no inter-ocular distance to normalise by")
+    c, s = axis / distance
+    rotate = np.array([[c, s], [-s, c]])  # turns the eye line onto +x
+    centre = (right_eye + left_eye) / 2
+    return (points[EYES_68 + MOUTH_68] - centre) @ rotate.T / distance
+
+
+def expression_error(landmarks_68, driving_landmarks_68) -> float:
+    """Mean distance between the eye and mouth landmarks of two faces, in inter-ocular distances."""
+    a, b = normalised_expression(landmarks_68), normalised_expression(driving_landmarks_68)
+    return float(np.linalg.norm(a - b, axis=1).mean())
+
+
+def match_by_box(intended: list, detected: list, min_iou: float) -> dict[int, tuple[int, float]]:
+    """Greedy one-to-one matching, best overlap first: {intended index: (detected index, IoU)} for IoU ≥ min_iou."""
+    pairs = sorted(((iou(a, b), i, j) for i, a in enumerate(intended) for j, b in enumerate(detected)), reverse=True)
+    out, used = {}, set()
+    for overlap, i, j in pairs:
+        if overlap < min_iou or overlap <= 0:
+            break
+        if i not in out and j not in used:
+            out[i] = (j, overlap)
+            used.add(j)
+    return out
+
+
+def mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
