@@ -15,6 +15,12 @@ log = logging.getLogger("realisid_train")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "no": torch.float32}
 
 
+def cast(module: torch.nn.Module, device, dtype: torch.dtype) -> torch.nn.Module:
+    """Move and cast a model (torch's own `to`: diffusers' warns about float32 modules on every cast, even when
+    a model has none)."""
+    return torch.nn.Module.to(module, device=device, dtype=dtype)
+
+
 def family_of_unet(unet_config) -> str | None:
     """SDXL for a text-time U-Net, SD1.5 for one with 768-wide cross-attention, else None."""
     if unet_config.get("addition_embed_type") == "text_time":
@@ -39,10 +45,10 @@ class Base:
         return [self.unet, self.vae, *self.text_encoders]
 
     def to(self, device, weight_dtype: torch.dtype, vae_dtype: torch.dtype) -> "Base":
-        self.unet.to(device, dtype=weight_dtype)
-        self.vae.to(device, dtype=vae_dtype)
+        cast(self.unet, device, weight_dtype)
+        cast(self.vae, device, vae_dtype)
         for encoder in self.text_encoders:
-            encoder.to(device, dtype=weight_dtype)
+            cast(encoder, device, weight_dtype)
         return self
 
     @torch.no_grad()
@@ -120,7 +126,7 @@ def build_branches(config: Config, unet) -> Branches:
     global_ = ControlNetModel.from_unet(unet) if config.global_.enabled else None
     for net in (local, global_):
         if net is not None:
-            net.to(torch.float32)
+            cast(net, None, torch.float32)
             net.train()
     projector.train()
     return Branches(projector, local, global_, config.global_.context)

@@ -172,6 +172,15 @@ class Trainer:
                                   f"{a!r}, the configuration says {b!r} (start a new output_dir, or set train.resume "
                                   "= \"none\")")
         self.accelerator.load_state(folder)
+        # the optimizer's saved learning rates follow the schedule of the saved configuration; re-evaluate this
+        # configuration's schedule at the restored step (they differ when train.max_steps was raised to go on)
+        schedule = getattr(self.lr_scheduler, "scheduler", self.lr_scheduler)  # a LambdaLR (diffusers' schedules)
+        for group, rate, base in zip(self.optimizer.param_groups, schedule.lr_lambdas, schedule.base_lrs):
+            group["lr"] = base * rate(schedule.last_epoch)
+        schedule._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        if saved.train.max_steps != self.config.train.max_steps:
+            log.info("train.max_steps is %d now (%d in the checkpoint): the learning-rate schedule is this "
+                     "configuration's", self.config.train.max_steps, saved.train.max_steps)
         log.info("resumed from %s (step %d)", folder, self.state.step)
         return folder
 
@@ -288,8 +297,9 @@ class Trainer:
         f.flush()
         return f, writer
 
-    def run(self) -> list[StepRecord]:
-        """Train to train.max_steps (from the resumed step), checkpointing every train.checkpoint_every steps."""
+    def run(self, until: int | None = None) -> list[StepRecord]:
+        """Train to train.max_steps (from the resumed step), checkpointing every train.checkpoint_every steps.
+        `until` stops earlier, at that step, as an interruption would (the schedule stays max_steps long)."""
         from tqdm.auto import tqdm
 
         t, acc = self.config.train, self.accelerator
@@ -304,7 +314,7 @@ class Trainer:
         bar = tqdm(total=t.max_steps, initial=self.state.step, unit="step", desc="training",
                    disable=not (self.progress and acc.is_main_process))
         try:
-            while self.state.step < t.max_steps:
+            while self.state.step < min(t.max_steps, until or t.max_steps):
                 record = self.optimizer_step(batches)
                 records.append(record)
                 if writer is not None:

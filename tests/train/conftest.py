@@ -19,6 +19,26 @@ DROPPED = {"group.jpg": "several faces", "no_face.jpg": "no face", "corrupt.jpg"
            "small_face.png": "face too small"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tiny models run faster on one thread than on threads fighting over a shared CPU (REALISID_TEST_THREADS)."""
+    import os
+
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("REALISID_TEST_THREADS", "1")))
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """accelerate keeps one AcceleratorState per process (a training run is a process); tests make several."""
+    yield
+    from accelerate.state import AcceleratorState
+    AcceleratorState._reset_state()
+
+
 @pytest.fixture(scope="session")
 def insightface_root():
     pytest.importorskip("insightface")
