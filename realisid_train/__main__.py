@@ -89,13 +89,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from realisid_core.errors import RealisIDInputError
+
     from .config import ConfigError
     from .dataset import DataError
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.run(args)
-    except (ConfigError, DataError, FileNotFoundError) as exc:
+    except (ConfigError, DataError, FileNotFoundError, RealisIDInputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -48,7 +48,7 @@ class ScaleDistribution:
 @dataclass(frozen=True)
 class Composed:
     """A training picture: pixels [R, R, 3] uint8 RGB, coverage [R, R] float (1 where the photo is),
-    the face box (x0, y0, x1, y1) in its pixels, its pose (box frame), the face size drawn, the flip."""
+    the face box (x0, y0, x1, y1) in its pixels, its pose (box frame), the face size (longer side / R), the flip."""
 
     pixels: np.ndarray
     coverage: np.ndarray
@@ -127,4 +127,5 @@ def compose(photo: np.ndarray, record: FaceRecord, size: int, rng: np.random.Gen
         return out
     new_box = np.array([box[0] * zx + ox, box[1] * zy + oy, box[2] * zx + ox, box[3] * zy + oy])
     pose = FacePose.from_points(moved(keypoints), new_box, None if landmarks is None else moved(landmarks))
-    return Composed(pixels, coverage, new_box, pose, scale, flipped)
+    actual = max(new_box[2] - new_box[0], new_box[3] - new_box[1]) / size  # the drawn scale, up to pixel rounding
+    return Composed(pixels, coverage, new_box, pose, float(actual), flipped)

@@ -96,6 +96,7 @@ class Trainer:
         self.base.to(acc.device, self.weight_dtype, self.vae_dtype)
         if t.gradient_checkpointing:
             self.base.unet.enable_gradient_checkpointing()
+            self.base.unet.train()  # diffusers before 0.32 checkpoints only in train mode (SD U-Nets have no dropout)
             for net in (branches.local, branches.global_):
                 if net is not None:
                     net.enable_gradient_checkpointing()

@@ -264,3 +264,27 @@ def test_sdxl_branches_in_comfyui_equal_the_trainers_forward(host, tmp_path):
             x_t, timesteps, ident.embeddings.expand(2, -1), drop, text, pooled, global_hint=guidance(locations, 2))
     assert_same(comfy_local, *local)
     assert_same(comfy_global, *glob)
+
+
+def test_comfyui_reads_every_exported_weight_and_refuses_the_branch_on_another_family(sd15, host):
+    """The file's keys are exactly the ControlNet ComfyUI builds from it (nothing missing, nothing left over);
+    its description makes the nodes refuse it on an SDXL model."""
+    import comfy.sd
+    from safetensors import safe_open
+
+    import folder_paths
+
+    from fixtures.host import host_node, pack_module
+    _, _, (local_net, _, projector), _ = sd15
+    path = folder_paths.get_full_path_or_raise("controlnet", "realisid_local_sd15.safetensors")
+    with safe_open(path, framework="pt") as f:
+        assert set(f.keys()) == set(local_net.control_model.state_dict())
+    people, _ = people_for(PLACES, identity(1))
+    positive, _ = host_node("RealisID_ApplyLocalBranch").apply([[torch.zeros(1, 77, 2048), {}]],
+                                                               [[torch.zeros(1, 77, 2048), {}]], local_net, people,
+                                                               1.0, 0.0, 1.0, "as trained", FEATHER,
+                                                               id_projector=projector)
+    sdxl = comfy.sd.load_diffusion_model(str(host["sdxl"])).model
+    errors = pack_module("realisid_core.errors")
+    with pytest.raises(errors.RealisIDInputError, match="built for SD1.5 .* but the model is SDXL"):
+        positive[0][1]["control"].pre_run(sdxl, lambda p: sdxl.model_sampling.percent_to_sigma(p))
