@@ -40,6 +40,18 @@ def _export(args) -> int:
     return 0
 
 
+def _estimate(args) -> int:
+    from .estimate import estimate, table
+    rows = []
+    for family in args.family:
+        for batch in args.batch_size:
+            for checkpointing in ((True, False) if args.both_checkpointing else (not args.no_gradient_checkpointing,)):
+                rows.append(estimate(family, batch, local="local" in args.branches, global_="global" in args.branches,
+                                     gradient_checkpointing=checkpointing, mixed_precision=args.mixed_precision))
+    print(table(rows))
+    return 0
+
+
 def _config(args) -> int:
     from .config import Config, dumps
     config = Config()
@@ -81,6 +93,16 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--dtype", choices=("fp16", "bf16", "fp32"), help="weights' dtype (default: export.dtype)")
     ex.add_argument("--name", help="file name prefix (default: export.name)")
     ex.set_defaults(run=_export)
+
+    es = sub.add_parser("estimate", help="estimate memory and time per step of standard SD1.5/SDXL configurations "
+                                         "(no GPU needed: the real architectures on PyTorch's meta device)")
+    es.add_argument("--family", nargs="+", default=["SD1.5", "SDXL"], choices=("SD1.5", "SDXL"))
+    es.add_argument("--batch-size", nargs="+", type=int, default=[1, 4])
+    es.add_argument("--branches", default="local,global", help="local, global or local,global")
+    es.add_argument("--mixed-precision", default="bf16", choices=("bf16", "fp16", "no"))
+    es.add_argument("--no-gradient-checkpointing", action="store_true")
+    es.add_argument("--both-checkpointing", action="store_true", help="with and without gradient checkpointing")
+    es.set_defaults(run=_estimate)
 
     cf = sub.add_parser("config", help="print the default configuration (every setting) as TOML")
     cf.add_argument("--family", choices=("SD1.5", "SDXL"), help="resolve the family's automatic settings")

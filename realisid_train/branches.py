@@ -45,6 +45,11 @@ def size_time_ids(height: int, width: int, count: int, device=None, dtype=torch.
     return row.expand(count, 6)
 
 
+def crop_owners(counts: list[int], device) -> torch.Tensor:
+    """The latent each crop comes from, in the crops' latent-major order ([0, 0, 1, …] for counts [2, 1, …])."""
+    return torch.tensor([b for b, n in enumerate(counts) for _ in range(n)], dtype=torch.long, device=device)
+
+
 def run_local(controlnet, x_t: torch.Tensor, timesteps: torch.Tensor, contexts: torch.Tensor, hints: torch.Tensor,
               plans: list[RegionPlan], pooled_text: torch.Tensor | None = None):
     """Local-branch residuals for latents x_t [B, C, H, W] (diffusers order: down list, mid).
@@ -54,8 +59,7 @@ def run_local(controlnet, x_t: torch.Tensor, timesteps: torch.Tensor, contexts: 
     the pooled text and the size conditioning of a picture of the crop's own size (8S px square).
     """
     counts = [p.regions.count for p in plans]
-    owner = torch.repeat_interleave(torch.arange(len(plans), device=x_t.device),
-                                    torch.tensor(counts, device=x_t.device))
+    owner = crop_owners(counts, x_t.device)
     crops = torch.cat([plan.crop(x_t[b:b + 1]) for b, plan in enumerate(plans)])
     kwargs = {}
     if pooled_text is not None:
@@ -121,8 +125,7 @@ class Branches(nn.Module):
         tokens = self.identity_tokens(embeddings, drop_identity)
         out = None
         if self.local is not None:
-            counts = torch.tensor([p.regions.count for p in local_plans], device=x_t.device)
-            owner = torch.repeat_interleave(torch.arange(len(local_plans), device=x_t.device), counts)
+            owner = crop_owners([p.regions.count for p in local_plans], x_t.device)
             out = run_local(self.local, x_t, timesteps, tokens[owner].to(self.local.dtype), local_hint, local_plans,
                             pooled_text)
         if self.global_ is not None:

@@ -39,6 +39,21 @@ RESUME_MUST_MATCH = (("base", "model"), ("base", "family"), ("local", "enabled")
                      ("train", "seed"), ("train", "batch_size"), ("train", "gradient_accumulation_steps"))
 
 
+def predict(unet, branches, x_t, timesteps, embeddings, drop_identity, text, pooled, plans, local_hint, global_hint,
+            weight_dtype):
+    """The frozen U-Net's prediction for x_t with the branches' residuals added to its skip connections and
+    middle block (SDXL: `pooled` text and the picture's size as its added conditioning)."""
+    down, mid = branches(x_t, timesteps, embeddings, drop_identity, text, pooled, plans, local_hint, global_hint)
+    added = None
+    if pooled is not None:
+        height, width = x_t.shape[-2:]
+        added = {"text_embeds": pooled,
+                 "time_ids": size_time_ids(height * 8, width * 8, len(x_t), x_t.device, pooled.dtype)}
+    return unet(x_t.to(weight_dtype), timesteps, encoder_hidden_states=text,
+                down_block_additional_residuals=[d.to(weight_dtype) for d in down],
+                mid_block_additional_residual=mid.to(weight_dtype), added_cond_kwargs=added, return_dict=False)[0]
+
+
 class TrainState:
     """The trainer's own state in a checkpoint (registered with accelerate): step, samples read, noise generator."""
 
@@ -208,18 +223,10 @@ class Trainer:
             plans = [local_plan(boxes[i:i + 1], c.local, height, width, torch.float32, device)
                      for i in range(batch_size)]
         with acc.autocast():
-            down, mid = self.branches(
-                x_t, timesteps, batch["embedding"].to(device), batch["drop_identity"].to(device), text, pooled,
-                plans, batch["local_hint"].to(device) if c.local.enabled else None,
-                batch["global_hint"].to(device) if c.global_.enabled else None)
-            added = None
-            if base.family == "SDXL":
-                added = {"text_embeds": pooled,
-                         "time_ids": size_time_ids(height * 8, width * 8, batch_size, device, pooled.dtype)}
-            prediction = base.unet(x_t.to(self.weight_dtype), timesteps, encoder_hidden_states=text,
-                                   down_block_additional_residuals=[d.to(self.weight_dtype) for d in down],
-                                   mid_block_additional_residual=mid.to(self.weight_dtype),
-                                   added_cond_kwargs=added, return_dict=False)[0]
+            prediction = predict(base.unet, self.branches, x_t, timesteps, batch["embedding"].to(device),
+                                 batch["drop_identity"].to(device), text, pooled, plans,
+                                 batch["local_hint"].to(device) if c.local.enabled else None,
+                                 batch["global_hint"].to(device) if c.global_.enabled else None, self.weight_dtype)
         target = noise if self.prediction_type == "epsilon" else base.scheduler.get_velocity(latents, noise, timesteps)
         error = (prediction.float() - target.float()) ** 2
         if c.data.loss_on_padding:

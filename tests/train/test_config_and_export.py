@@ -133,3 +133,15 @@ def test_the_trainer_imports_the_engine_not_the_host_and_the_nodes_never_import_
     for folder in ("nodes", "realisid_core"):
         for path in (repo / folder).rglob("*.py"):
             assert not trainer.search(path.read_text(encoding="utf-8")), path
+
+
+def test_the_estimate_runs_the_trainers_forward_on_the_real_sd15_architecture():
+    """`python -m realisid_train estimate` (docs/train.md's memory and time table): SD1.5's real shapes on the
+    meta device — two 361 M-parameter ControlNets and the projector trained; checkpointing trades FLOPs for memory."""
+    from realisid_train.estimate import estimate, table
+    on, off = estimate("SD1.5", 1), estimate("SD1.5", 1, gradient_checkpointing=False)
+    assert on["parameters_trained_M"] == pytest.approx(2 * 361.279 + 512 * 4 * 768 / 1e6 + 4 * 768 * 1e-6 + 2 * 768e-6,
+                                                       abs=0.01)
+    assert on["memory_activations_GiB"] < off["memory_activations_GiB"]
+    assert on["tflops_per_step"] > off["tflops_per_step"] > 3
+    assert "| SD1.5 512px | 1 | local+global | on |" in table([on, off])
