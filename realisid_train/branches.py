@@ -108,6 +108,11 @@ class Branches(nn.Module):
         self.projector, self.local, self.global_ = projector, local, global_
         self.global_context = global_context
 
+    @property
+    def uses_identity(self) -> bool:
+        """Whether any branch attends to the identity tokens (else the projector has nothing to learn)."""
+        return self.local is not None or (self.global_ is not None and self.global_context == "identity")
+
     def identity_tokens(self, embeddings: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
         """Tokens [N, K, D]; rows with `drop` get the null identity: the projector of a zero embedding,
         exactly the tokens the nodes give CFG's unconditional side (realisid_core.id_projector.project)."""
@@ -122,7 +127,7 @@ class Branches(nn.Module):
         embeddings [B, E] (one face per latent, as in training); drop_identity [B] bool;
         text_context [B, T, D] (the prompt, for a global branch that attends to text).
         """
-        tokens = self.identity_tokens(embeddings, drop_identity)
+        tokens = self.identity_tokens(embeddings, drop_identity) if self.uses_identity else None
         out = None
         if self.local is not None:
             owner = crop_owners([p.regions.count for p in local_plans], x_t.device)

@@ -131,9 +131,10 @@ def _save(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str],
     os.replace(tmp, path)
 
 
-def export_branches(config: Config, step: int, projector_state: dict, local_state: dict | None,
+def export_branches(config: Config, step: int, projector_state: dict | None, local_state: dict | None,
                     global_state: dict | None, out_dir: str, dtype: str | None = None) -> dict[str, str]:
-    """Write the exported files under `out_dir` (a ComfyUI models folder layout); returns role → path."""
+    """Write the exported files under `out_dir` (a ComfyUI models folder layout); returns role → path.
+    `projector_state` None: no branch attends to the identity, no projector is written."""
     dt = DTYPES[dtype or config.export.dtype]
     names, written = export_names(config), {}
     for role, state in (("local", local_state), ("global", global_state)):
@@ -142,6 +143,8 @@ def export_branches(config: Config, step: int, projector_state: dict, local_stat
         metadata = {**describe(config, role, step).to_metadata(), **training_metadata(config, step, role)}
         written[role] = os.path.join(out_dir, names[role])
         _save(controlnet_to_ldm(state), written[role], metadata, dt)
+    if projector_state is None:
+        return written
     proj = {k: projector_state[k] for k in ("proj.weight", "proj.bias", "norm.weight", "norm.bias")}
     pairs = {"local": os.path.basename(names["local"]) if local_state is not None else None,
              "global": os.path.basename(names["global"]) if global_state is not None else None}
@@ -170,6 +173,7 @@ def export_checkpoint(checkpoint: str, out_dir: str, dtype: str | None = None, n
     def part(sub):
         path = os.path.join(folder, sub, "diffusion_pytorch_model.safetensors")
         return load_file(path) if os.path.exists(path) else None
-    projector = load_file(os.path.join(folder, "projector.safetensors"))
+    uses_identity = config.local.enabled or config.global_.context == "identity"
+    projector = load_file(os.path.join(folder, "projector.safetensors")) if uses_identity else None
     return export_branches(config, state["step"], projector, part("local_controlnet"), part("global_controlnet"),
                            out_dir, dtype)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .branches import Branches, local_plan, size_time_ids
-from .checkpoints import (checkpoint_folder, find_checkpoint, list_checkpoints, read_trainer_state,
+from .checkpoints import (checkpoint_folder, find_checkpoint, list_checkpoints,
                           write_trainer_state)
 from .config import Config, ConfigError, load_config, save_config
 from .models import DTYPES, build_branches, load_base, read_family
@@ -121,8 +121,11 @@ class Trainer:
                               "v_prediction models can be trained")
 
         nets = [n for n in (branches.local, branches.global_) if n is not None]
-        groups = [{"params": [p for n in nets for p in n.parameters()], "lr": t.learning_rate},
-                  {"params": list(branches.projector.parameters()), "lr": t.projector_learning_rate}]
+        groups = [{"params": [p for n in nets for p in n.parameters()], "lr": t.learning_rate}]
+        if branches.uses_identity:
+            groups.append({"params": list(branches.projector.parameters()), "lr": t.projector_learning_rate})
+        else:  # a global branch on the prompt alone: no projector to train (and none exported)
+            branches.projector.requires_grad_(False)
         optimizer = torch.optim.AdamW(groups, betas=(t.adam_beta1, t.adam_beta2), weight_decay=t.adam_weight_decay,
                                       eps=t.adam_epsilon)
         from diffusers.optimization import get_scheduler

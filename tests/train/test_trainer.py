@@ -138,3 +138,18 @@ def test_sdxl_trains_with_both_text_encoders_and_size_conditioning(prepared, tin
     assert records[-1].values["grad_norm_local"] > 0 and records[-1].values["grad_norm_global"] > 0
     after = trainer.base.unet.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in before[0].items())
+
+
+def test_a_global_branch_on_the_prompt_alone_trains_and_exports_no_projector(prepared, tiny_sd15, tmp_path):
+    from realisid_train.export import export_checkpoint
+    from realisid_train.trainer import Trainer
+    _, data, _ = prepared
+    config = tiny_config(tiny_sd15, data, tmp_path / "run", max_steps=1)
+    config = replace(config, local=replace(config.local, enabled=False))
+    trainer = Trainer(config, progress=False)
+    assert not trainer.parts.uses_identity and trainer.parts.local is None
+    assert len(trainer.optimizer.param_groups) == 1
+    record = trainer.run()[0]
+    assert record.values["grad_norm_global"] > 0 and record.values["grad_norm_projector"] == 0
+    written = export_checkpoint(str(tmp_path / "run"), str(tmp_path / "models"))
+    assert sorted(written) == ["global"]
