@@ -18,6 +18,7 @@ NODE_MODULES = (
     "id_projector",
     "pose_expression",
     "locations_from_pictures",
+    "instantid",
 )
 
 NODE_CLASS_MAPPINGS = {}
