@@ -13,12 +13,7 @@ for path in (REPO, REPO / "tests"):  # realisid_core; the tests' own `fixtures` 
     if str(path) not in sys.path:
         sys.path.append(str(path))
 
-from fixtures.host import host_path, host_present, use_host  # noqa: E402
-
-HOST = host_path()
-HOST_PRESENT = host_present(HOST)
-NO_HOST_REASON = (f"no ComfyUI host at {HOST} (set COMFYUI_PATH to a ComfyUI checkout); "
-                  "integration tests need a real ComfyUI")
+from fixtures.host import HOST, HOST_PRESENT, NO_HOST_REASON, use_host  # noqa: E402
 if HOST_PRESENT:
     use_host(HOST)  # in-process ComfyUI runs on the CPU, as the test server does with --cpu
 
@@ -98,6 +93,12 @@ def workflow_server(server, tiny, tmp_path_factory):
     weights = pack_module("realisid_core.id_projector").IDProjector(512, 4, 768).state_dict()
     save_file({k: v.contiguous() for k, v in weights.items()}, str(projector))
     links["realisid/realisid_id_projector_sd15.safetensors"] = projector
+    from fixtures import instantid_models  # InstantID's files for the SDXL examples, in their published layouts
+    links.update({"diffusion_models/realisid_test_vega.safetensors": instantid_models.vega_unet(),
+                  "controlnet/instantid_identitynet.safetensors":
+                      instantid_models.identitynet_folder(instantid_models.VEGA_VARIANT)
+                      / "diffusion_pytorch_model.safetensors",
+                  "instantid/ip-adapter.bin": instantid_models.ip_adapter_bin(instantid_models.VEGA_CROSS_ATTENTION)})
     for name, source in links.items():
         target = server.models / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -105,6 +106,8 @@ def workflow_server(server, tiny, tmp_path_factory):
             target.symlink_to(source)
     astronaut = np.ascontiguousarray(skimage_data.astronaut()[..., ::-1])
     for name, (cx, cy, side) in {"realisid_person_1.png": (384, 128, 60), "realisid_person_2.png": (128, 384, 56),
-                                 "realisid_pose.png": (256, 256, 64)}.items():
+                                 "realisid_person_3.png": (256, 256, 70), "realisid_pose.png": (256, 256, 64)}.items():
         Image.fromarray(paint_face(astronaut, cx, cy, side)[..., ::-1]).save(server.root / "input" / name)
+    group = paint_face(paint_face(paint_face(astronaut, 100, 200, 56), 256, 180, 60), 410, 220, 58)
+    Image.fromarray(group[..., ::-1]).save(server.root / "input" / "realisid_group_pose.png")
     return server

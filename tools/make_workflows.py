@@ -21,6 +21,13 @@ NEGATIVE = "blurry, lowres, deformed face, extra fingers, watermark, text"
 SD15 = {"name": "v1-5-pruned-emaonly-fp16.safetensors", "directory": "checkpoints",
         "url": "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
                "v1-5-pruned-emaonly-fp16.safetensors"}
+SDXL = {"name": "sd_xl_base_1.0.safetensors", "directory": "checkpoints",
+        "url": "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors"}
+IDENTITYNET = {"name": "instantid_identitynet.safetensors", "directory": "controlnet",
+               "url": "https://huggingface.co/InstantX/InstantID/resolve/main/ControlNetModel/"
+                      "diffusion_pytorch_model.safetensors"}
+INSTANTID_ADAPTER = {"name": "ip-adapter.bin", "directory": "instantid",
+                     "url": "https://huggingface.co/InstantX/InstantID/resolve/main/ip-adapter.bin"}
 GROUP_COLOURS = {"people": "#3f789e", "places and poses": "#8A8", "sampling": "#b58b2a"}
 NOTES = {
     "people": "**People.** Load one or a few photos of each person into *person k photo*. The identity node's "
@@ -32,10 +39,15 @@ NOTES = {
     "sampling": "**Sampling.** Write the *prompt*; the branch ControlNets and ID projector come from RealisID's "
                 "trainer (`python -m realisid_train export`) into `models/controlnet` and `models/realisid`.",
 }
+INSTANTID_SAMPLING = ("**Sampling with InstantID's weights** (SDXL). *IdentityNet* runs on every face's crop at "
+                      "1024 pixels and the adapter adds each person's identity inside their own region. Files: "
+                      "InstantID's `ControlNetModel/diffusion_pytorch_model.safetensors` saved as "
+                      "`models/controlnet/instantid_identitynet.safetensors`, `ip-adapter.bin` in `models/instantid` "
+                      "(InstantID's checkpoints are for research use only).")
 
 
-def group(w: Workflow, title: str, x: int, width: int, height: int):
-    w.group(title, x, 0, width, height, GROUP_COLOURS[title], NOTES[title])
+def group(w: Workflow, title: str, x: int, width: int, height: int, note: str | None = None):
+    w.group(title, x, 0, width, height, GROUP_COLOURS[title], note or NOTES[title])
 
 
 def sd15_sampling(w: Workflow, prompt: str, people, x: int = 1420):
@@ -74,26 +86,34 @@ def person_identity(w: Workflow, analyzer, k: int, y: int, photo: str):
                   images=photos.out(0), photo_without_face="error")
 
 
-def places_and_poses(w: Workflow, width: int, height: int, locations: str, analyzer, identities, x: int = 700):
-    """The places-and-poses group: picture size → faces canvas, a pose photo, one Person per identity, people."""
+def places_and_poses(w: Workflow, width: int, height: int, locations: str, analyzer, identities, x: int = 700,
+                     own_poses: bool = False, pose_photo_name: str = "realisid_pose.png"):
+    """The places-and-poses group: picture size → faces canvas, a pose photo, one Person per identity, people.
+    `own_poses`: person k takes the pose of face k of the pose photo (else everybody the largest face's)."""
     latent = w.node("EmptyLatentImage", "picture size", (x + 20, 170), (300, 110), width=width, height=height,
                     batch_size=1)
     faces = w.node("RealisID_LocationGuidance", "faces", (x + 340, 170), (340, 520), locations=locations, width=512,
                    height=512, latent=latent.out(0))
-    pose_photo = w.node("LoadImage", "pose photo", (x + 20, 300), (300, 320), image="realisid_pose.png")
-    pose_face = w.node("RealisID_FaceAnalysis", "pose face", (x + 20, 640), (300, 300), analyzer=analyzer.out(0),
-                       images=pose_photo.out(0), selection="largest", index=0, threshold=0.5, require_face=True)
-    pose = w.node("RealisID_PoseExpression", "pose", (x + 340, 710), (340, 230), driving_faces=pose_face.out(0),
-                  face_number=1, mirror=False)
+    pose_photo = w.node("LoadImage", "pose photo", (x + 20, 300), (300, 320), image=pose_photo_name)
+    pose_face = w.node("RealisID_FaceAnalysis", "pose faces" if own_poses else "pose face", (x + 20, 640), (300, 300),
+                       analyzer=analyzer.out(0), images=pose_photo.out(0),
+                       selection="all, left to right" if own_poses else "largest", index=0, threshold=0.5,
+                       require_face=True)
+    poses = [w.node("RealisID_PoseExpression", f"pose {k}" if own_poses else "pose",
+                    (x + 340, 710 + 250 * (k - 1)), (340, 230), driving_faces=pose_face.out(0),
+                    face_number=k if own_poses else 1, mirror=False)
+             for k in (range(1, len(identities) + 1) if own_poses else (1,))]
+    top = 710 + 250 * len(poses)
     persons = {}
     for k, identity in enumerate(identities, 1):
+        pose = poses[k - 1] if own_poses else poses[0]
         persons[f"person_{k}"] = w.node(
-            "RealisID_Person", f"person {k}", (x + 20 + 340 * ((k - 1) % 2), 960 + 200 * ((k - 1) // 2)), (320, 180),
+            "RealisID_Person", f"person {k}", (x + 20 + 340 * ((k - 1) % 2), top + 200 * ((k - 1) // 2)), (320, 180),
             location_number=k, box="0.5 0.4 0.3 0.3", strength=1.0, locations=faces.out(0), identity=identity.out(0),
             pose=pose.out(0)).out(0)
     rows = (len(identities) + 1) // 2
-    people = w.node("RealisID_People", "people", (x + 20, 960 + 200 * rows), (660, 420), **persons)
-    return latent, people.out(0), 960 + 200 * rows + 440
+    people = w.node("RealisID_People", "people", (x + 20, top + 200 * rows), (660, 420), **persons)
+    return latent, people.out(0), top + 200 * rows + 440
 
 
 def two_people() -> Workflow:
@@ -122,7 +142,59 @@ def small_face() -> Workflow:
     return w
 
 
-EXAMPLES = (two_people, small_face)
+def instantid_sampling(w: Workflow, prompt: str, people, latent, prefix: str, x: int = 1420):
+    """Sampling with InstantID's files: SDXL, IdentityNet on the face crops, the adapter's regional identity."""
+    ckpt = w.node("CheckpointLoaderSimple", "checkpoint (SDXL)", (x + 20, 170), (320, 100), models=[SDXL],
+                  ckpt_name=SDXL["name"])
+    positive = w.node("CLIPTextEncode", "prompt", (x + 20, 290), (320, 150), clip=ckpt.out(1), text=prompt)
+    negative = w.node("CLIPTextEncode", "negative prompt", (x + 20, 460), (320, 130), clip=ckpt.out(1), text=NEGATIVE)
+    identitynet = w.node("RealisID_LoadControlNet", "IdentityNet", (x + 20, 610), (320, 90), models=[IDENTITYNET],
+                         control_net_name=IDENTITYNET["name"], kind="auto (from the file)")
+    adapter = w.node("RealisID_InstantIDLoader", "InstantID adapter", (x + 20, 720), (320, 70),
+                     models=[INSTANTID_ADAPTER], adapter_name=INSTANTID_ADAPTER["name"])
+    steered = w.node("RealisID_ApplyInstantID", "InstantID through the local branch", (x + 360, 170), (300, 420),
+                     model=ckpt.out(0), positive=positive.out(0), negative=negative.out(0),
+                     control_net=identitynet.out(0), instantid=adapter.out(0), people=people, cn_strength=0.8,
+                     cn_start_percent=0.0, cn_end_percent=1.0, ip_weight=0.8, ip_start_percent=0.0,
+                     ip_end_percent=1.0, working_size="as trained", feather=0.15, region_margin=1.5)
+    sampled = w.node("KSampler", "sampler", (x + 360, 610), (300, 290), model=steered.out(0), seed=42, steps=30,
+                     cfg=5.0, sampler_name="dpmpp_2m", scheduler="karras", positive=steered.out(1),
+                     negative=steered.out(2), latent_image=latent.out(0), denoise=1.0)
+    image = w.node("VAEDecode", None, (x + 680, 170), (210, 50), samples=sampled.out(0), vae=ckpt.out(2))
+    w.node("SaveImage", "result", (x + 680, 250), (440, 520), images=image.out(0), filename_prefix=prefix)
+
+
+def instantid_small_face() -> Workflow:
+    w = Workflow("RealisID_InstantID_one_small_face_in_a_wide_shot_SDXL")
+    analyzer = w.node("RealisID_FaceAnalysisLoader", "face analysis models", (20, 170), (320, 130),
+                      pack="antelopev2", provider="auto", detection_size="640")
+    identity = person_identity(w, analyzer, 1, 320, "realisid_person_1.png")
+    latent, people, bottom = places_and_poses(w, 1536, 1024, "0.62 0.36 0.07", analyzer, [identity])
+    instantid_sampling(w, "a man walking on a beach at sunset, wide shot, photo", people, latent,
+                       "RealisID_InstantID_small_face")
+    for title, x, width in (("people", 0, 680), ("places and poses", 700, 700)):
+        group(w, title, x, width, bottom)
+    group(w, "sampling", 1420, 1160, bottom, INSTANTID_SAMPLING)
+    return w
+
+
+def instantid_three_people() -> Workflow:
+    w = Workflow("RealisID_InstantID_three_people_each_from_their_own_photo_with_their_own_pose_SDXL")
+    analyzer = w.node("RealisID_FaceAnalysisLoader", "face analysis models", (20, 170), (320, 130),
+                      pack="antelopev2", provider="auto", detection_size="640")
+    identities = [person_identity(w, analyzer, k, 320 + 380 * (k - 1), f"realisid_person_{k}.png") for k in (1, 2, 3)]
+    latent, people, bottom = places_and_poses(w, 1536, 1024, "0.22 0.42 0.16\n0.5 0.38 0.15\n0.78 0.44 0.16",
+                                              analyzer, identities, own_poses=True,
+                                              pose_photo_name="realisid_group_pose.png")
+    instantid_sampling(w, "three friends at a cafe table, candid photo, natural light", people, latent,
+                       "RealisID_InstantID_three_people")
+    for title, x, width in (("people", 0, 680), ("places and poses", 700, 700)):
+        group(w, title, x, width, bottom)
+    group(w, "sampling", 1420, 1160, bottom, INSTANTID_SAMPLING)
+    return w
+
+
+EXAMPLES = (two_people, small_face, instantid_small_face, instantid_three_people)
 
 
 def thumbnail(w: Workflow, path: Path):

@@ -57,8 +57,10 @@ def test_example_loads_whole_and_queues_its_api_twin(editor, name):
         {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in twin.items()}
     titles = {k: v["_meta"]["title"] for k, v in queued.items()}
     assert all(titles[k] == v["_meta"]["title"] for k, v in twin.items() if "_meta" in v)
-    # the server has no models: the missing-model dialog names the checkpoint with where to get it
+    # the server has no models: the missing-model dialog names every recorded file with where to get it
+    recorded = [m for n in ui["nodes"] for m in n.get("properties", {}).get("models", [])]
+    checkpoint = next(m["name"] for m in recorded if m["directory"] == "checkpoints")
     dialog = wait_for(editor, "const d = [...document.querySelectorAll('.p-dialog')].map(e => e.innerText).join(' ');"
-                              "return d.includes('v1-5-pruned-emaonly-fp16.safetensors') && d;",
-                      what="the missing-model dialog")
-    assert "checkpoints" in dialog
+                              f"return d.includes({json.dumps(checkpoint)}) && d;", what="the missing-model dialog")
+    for model in recorded:
+        assert f"{model['directory']} / {model['name']}" in dialog

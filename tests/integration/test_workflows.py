@@ -26,6 +26,26 @@ GROUPS = {"people", "places and poses", "sampling"}
 def fast(graph: dict) -> dict:
     for node in graph.values():
         node["inputs"].update(FAST.get(node["class_type"], {}))
+    return sdxl_stand_ins(graph)
+
+
+def sdxl_stand_ins(graph: dict) -> dict:
+    """SDXL examples with a small Vega-shaped U-Net and the test conditioning in place of SDXL's text encoders
+    (CLIP-G at random is too large to build here) and a small VAE; every RealisID node runs as written."""
+    for node_id, node in list(graph.items()):
+        if node["class_type"] != "CheckpointLoaderSimple" or "SDXL" not in node.get("_meta", {}).get("title", ""):
+            continue
+        graph[node_id] = {"class_type": "UNETLoader", "inputs": {"unet_name": "realisid_test_vega.safetensors",
+                                                                "weight_dtype": "default"}}
+        graph["vae_stand_in"] = {"class_type": "CheckpointLoaderSimple",
+                                 "inputs": {"ckpt_name": "v1-5-pruned-emaonly-fp16.safetensors"}}
+        for other in graph.values():
+            if other["class_type"] == "CLIPTextEncode" and other["inputs"].get("clip", [None])[0] == node_id:
+                seed = len(other["inputs"]["text"])
+                other["class_type"] = "RealisIDTest_SDXLConditioning"
+                other["inputs"] = {"seed": seed, "width": 1024, "height": 1024}
+            if other["class_type"] == "VAEDecode" and other["inputs"]["vae"][0] == node_id:
+                other["inputs"]["vae"] = ["vae_stand_in", 2]
     return graph
 
 
@@ -48,7 +68,9 @@ def test_workflow_reads_at_a_glance(server, name):
         x, y, w, h = group["bounding"]
         assert any(x <= n["pos"][0] < x + w and y <= n["pos"][1] < y + h for n in notes)
     titles = [n.get("title") for n in ui["nodes"] if n["type"] not in VIRTUAL_NODES]
-    assert {"local branch ControlNet", "global branch ControlNet", "person 1 photo", "prompt", "faces"} <= set(titles)
+    branches = {"IdentityNet", "InstantID adapter"} if "InstantID" in name else \
+        {"local branch ControlNet", "global branch ControlNet"}
+    assert branches | {"person 1 photo", "prompt", "faces", "picture size", "sampler"} <= set(titles)
     loaders = [n for n in ui["nodes"] if n["type"] == "RealisID_LoadControlNet"]
     assert len({n["title"] for n in loaders}) == len(loaders)
     assert (WORKFLOWS / f"{name}.jpg").is_file()
@@ -70,6 +92,8 @@ def test_api_twin_runs_in_comfyui(workflow_server, name):
     shown = {node for node, out in entry["outputs"].items() if out.get("images")}
     kinds = {graph[n]["class_type"] for n in shown}
     assert {"RealisID_Identity", "RealisID_People", "RealisID_PoseExpression", "RealisID_LocationGuidance"} <= kinds
+    people = [n for n in graph.values() if n["class_type"] == "RealisID_Person"]
+    assert len(people) == len([n for n in graph.values() if n["class_type"] == "RealisID_Identity"])
 
 
 def test_a_missing_model_file_refuses_the_whole_run(workflow_server):

@@ -3,7 +3,6 @@ a prepared data folder, and a tiny training configuration that runs in seconds o
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +11,8 @@ import pytest
 pytest.importorskip("diffusers")
 pytest.importorskip("accelerate")
 
-from train_helpers import astronaut_bgr, insightface_image, save_tiny_sd15, save_tiny_sdxl, write_photo  # noqa: E402
-
-KEPT = ("astronaut.png", "astronaut_left.png", "tom.png", "people/chelsea.jpg")
-DROPPED = {"group.jpg": "several faces", "no_face.jpg": "no face", "corrupt.jpg": "unreadable",
-           "small_face.png": "face too small"}
+from train_helpers import (DROPPED, KEPT, astronaut_bgr, insightface_image, save_tiny_sd15,  # noqa: E402,F401
+                           save_tiny_sdxl, tiny_config, write_photo)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -92,22 +88,6 @@ def tiny_sd15(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_sdxl(tmp_path_factory):
     return save_tiny_sdxl(tmp_path_factory.mktemp("tiny_sdxl"))
-
-
-def tiny_config(base: Path, data: Path, output: Path, family: str = "SD1.5", **train):
-    """A configuration that trains the tiny models on 64-pixel pictures (8×8 latents, 8-cell crops) on the CPU."""
-    from realisid_train.config import Config
-    c = Config()
-    return replace(
-        c,
-        base=replace(c.base, model=str(base), family=family),
-        data=replace(c.data, manifest=str(data / "manifest.jsonl"), resolution=64, num_workers=0),
-        local=replace(c.local, working_size=8),
-        identity=replace(c.identity, tokens=2),
-        train=replace(c.train, **{**dict(output_dir=str(output), max_steps=4, batch_size=2, learning_rate=1e-3,
-                                         projector_learning_rate=1e-3, lr_warmup_steps=0, mixed_precision="no",
-                                         gradient_checkpointing=False, checkpoint_every=2, cpu=True,
-                                         adam_weight_decay=0.0), **train}))
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ models, so its code path is the real one; only the sizes are tiny.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,24 @@ def write_photo(path: Path, bgr: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     assert cv2.imwrite(str(path), bgr)
     return path
+
+
+KEPT = ("astronaut.png", "astronaut_left.png", "tom.png", "people/chelsea.jpg")
+DROPPED = {"group.jpg": "several faces", "no_face.jpg": "no face", "corrupt.jpg": "unreadable",
+           "small_face.png": "face too small"}
+
+
+def tiny_config(base: Path, data: Path, output: Path, family: str = "SD1.5", **train):
+    """A configuration that trains the tiny models on 64-pixel pictures (8×8 latents, 8-cell crops) on the CPU."""
+    from realisid_train.config import Config
+    c = Config()
+    return replace(
+        c,
+        base=replace(c.base, model=str(base), family=family),
+        data=replace(c.data, manifest=str(data / "manifest.jsonl"), resolution=64, num_workers=0),
+        local=replace(c.local, working_size=8),
+        identity=replace(c.identity, tokens=2),
+        train=replace(c.train, **{**dict(output_dir=str(output), max_steps=4, batch_size=2, learning_rate=1e-3,
+                                         projector_learning_rate=1e-3, lr_warmup_steps=0, mixed_precision="no",
+                                         gradient_checkpointing=False, checkpoint_every=2, cpu=True,
+                                         adam_weight_decay=0.0), **train}))

@@ -8,7 +8,7 @@ from benchmarks import report
 from benchmarks.timing import paired_ratio
 from benchmarks.__main__ import parse
 from benchmarks.run import Options, run
-from conftest import HOST_PRESENT, NO_HOST_REASON
+from fixtures.host import HOST_PRESENT, NO_HOST_REASON
 
 
 def synthetic_results(gpu=False):

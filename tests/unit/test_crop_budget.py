@@ -100,7 +100,7 @@ def test_memory_to_report_counts_every_crops_kept_bytes_and_one_forwards_activat
 
 
 def test_the_constants_are_what_the_benchmark_counts_today():
-    from conftest import HOST_PRESENT, NO_HOST_REASON
+    from fixtures.host import HOST_PRESENT, NO_HOST_REASON
     if not HOST_PRESENT:
         pytest.skip(NO_HOST_REASON)
     torch = pytest.importorskip("torch")

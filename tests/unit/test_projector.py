@@ -117,7 +117,7 @@ def test_random_bytes_are_not_a_safetensors_file(tmp_path):
 
 
 def test_the_loader_offers_only_safetensors_files(monkeypatch):
-    from conftest import HOST_PRESENT, NO_HOST_REASON
+    from fixtures.host import HOST_PRESENT, NO_HOST_REASON
     if not HOST_PRESENT:
         pytest.skip(NO_HOST_REASON)
     from fixtures.host import pack_module
