@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from train_helpers import tiny_config
 
 MAGENTA = np.array([255, 0, 255])
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from conftest import tiny_config
+from train_helpers import tiny_config
 
 
 def test_every_setting_round_trips_through_toml(tmp_path):

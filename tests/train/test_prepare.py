@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import DROPPED, KEPT
+from train_helpers import DROPPED, KEPT
 from train_helpers import astronaut_bgr, insightface_image, write_photo
 
 

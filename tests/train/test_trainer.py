@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from conftest import tiny_config
+from train_helpers import tiny_config
 
 
 def snapshot(modules) -> list[dict]:
