@@ -106,6 +106,10 @@ class TrainingStream(torch.utils.data.Dataset):
             "caption": caption,
             "face_scale": composed.face_scale,
         }
+        pose = composed.pose
+        sample["pose_keypoints"] = torch.from_numpy(pose.keypoints)  # the face's pose in its box frame (float64)
+        sample["pose_landmarks"] = (torch.full((68, 3), float("nan"), dtype=torch.float64)
+                                    if pose.landmarks_68 is None else torch.from_numpy(pose.landmarks_68))
         if c.local.enabled:
             plan = local_plan(boxes, c.local, latent, latent)
             hint = local_hints(c.local.hint_format, [composed.pose], boxes, plan, latent, latent, c.local.working_size)

@@ -111,3 +111,22 @@ def test_the_stream_is_deterministic_and_draws_hints_where_the_face_is(prepared,
         assert hint.sum() > 0
         scales.append(s["face_scale"])
     assert 0.049 <= min(scales) and max(scales) <= 0.61  # the drawn sizes, up to pixel rounding
+
+
+def test_data_loading_workers_read_the_same_batches(prepared, tiny_sd15, tmp_path):
+    """Batches depend on their stream position only: worker processes, and starting mid-stream (resume), read
+    the same pictures as one process from the start."""
+    import torch
+
+    from realisid_train.dataset import TrainingStream, stream_loader
+    _, data, _ = prepared
+    stream = TrainingStream(tiny_config(tiny_sd15, data, tmp_path).resolve("SD1.5"))
+    single = iter(stream_loader(stream, 2, 0, num_workers=0))
+    serial = [next(single) for _ in range(3)]
+    parallel = iter(stream_loader(stream, 2, 1, num_workers=2))
+    for expected in serial[1:]:
+        got = next(parallel)
+        for key in ("index", "pixels", "local_hint", "global_hint", "embedding", "drop_identity"):
+            assert torch.equal(got[key], expected[key]), key
+        assert got["caption"] == expected["caption"]
+    del parallel

@@ -287,3 +287,35 @@ def test_comfyui_reads_every_exported_weight_and_refuses_the_branch_on_another_f
     errors = pack_module("realisid_core.errors")
     with pytest.raises(errors.RealisIDInputError, match="built for SD1.5 .* but the model is SDXL"):
         positive[0][1]["control"].pre_run(sdxl, lambda p: sdxl.model_sampling.percent_to_sigma(p))
+
+
+def test_a_training_samples_hints_are_what_the_nodes_draw_for_its_face(sd15, prepared, tiny_sd15, tmp_path):
+    """The data pipeline's hints for a composed training picture (its face box and pose) are, pixel for pixel,
+    what the local branch draws in its crop frame and the global branch's guidance for that face."""
+    from fixtures.host import host_node
+    from realisid_core.face_pose import FacePose
+    from realisid_core.locations import FaceLocations
+    from realisid_core.people import people_from_locations
+    from realisid_train.dataset import TrainingStream
+    from train_helpers import tiny_config
+    _, _, (local_net, global_net, _), model = sd15
+    _, data, _ = prepared
+    config = tiny_config(tiny_sd15, data, tmp_path).resolve("SD1.5")
+    config = replace(config, data=replace(config.data, resolution=128), local=replace(config.local, feather=FEATHER))
+    stream = TrainingStream(config)
+    for k in (0, 5, 11):
+        sample = stream[k]
+        pose = FacePose(sample["pose_keypoints"].numpy(), sample["pose_landmarks"].numpy())
+        people = people_from_locations(FaceLocations(sample["box"][None].double(), 128, 128), poses=[pose])
+        x = torch.zeros(1, 4, 16, 16)
+        text = [[torch.zeros(1, 77, 768), {}]]
+        local = host_node("RealisID_ApplyLocalBranch").apply(text, text, local_net, people, 1.0, 0.0, 1.0,
+                                                             "as trained", FEATHER)[0][0][1]["control"]
+        local.pre_run(model, lambda p: model.model_sampling.percent_to_sigma(p))
+        hints = local._hints(local._plan(x, torch.float32), x, x.device, torch.float32)
+        assert torch.equal(hints[0], sample["local_hint"])
+        glob = host_node("RealisID_ApplyGlobalBranch").apply(text, text, global_net, people, 1.0, 0.0,
+                                                             1.0)[0][0][1]["control"]
+        glob._guidance_for(x)
+        assert torch.equal(glob.cond_hint_original[0], sample["global_hint"])
+        local.cleanup()

@@ -13,6 +13,10 @@ import numpy as np
 import torch
 
 MAX_TOKENS = 16
+# the test photos (make_photos) and what preparation does with them
+KEPT = ("astronaut.png", "astronaut_left.png", "tom.png", "people/chelsea.jpg")
+DROPPED = {"group.jpg": "several faces", "no_face.jpg": "no face", "corrupt.jpg": "unreadable",
+           "small_face.png": "face too small"}
 
 
 def tiny_tokenizer():
@@ -148,9 +152,30 @@ def write_photo(path: Path, bgr: np.ndarray) -> Path:
     return path
 
 
-KEPT = ("astronaut.png", "astronaut_left.png", "tom.png", "people/chelsea.jpg")
-DROPPED = {"group.jpg": "several faces", "no_face.jpg": "no face", "corrupt.jpg": "unreadable",
-           "small_face.png": "face too small"}
+def make_photos(folder: Path) -> Path:
+    """Real photos from insightface's and scikit-image's packages, with the test packs' "faces" painted in:
+    four with one face (one captioned), a group photo, a photo without a face, a tiny face, a corrupt file."""
+    import cv2
+    from skimage import data
+
+    from fixtures.fake_insightface import paint_face
+    astronaut = astronaut_bgr()
+    write_photo(folder / "astronaut.png", paint_face(astronaut, 384, 128, 60))
+    (folder / "astronaut.txt").write_text("an astronaut in a white suit\n", encoding="utf-8")
+    write_photo(folder / "astronaut_left.png", paint_face(astronaut, 128, 256, 56))
+    tom = cv2.resize(insightface_image("Tom_Hanks_54745.png"), (448, 448), interpolation=cv2.INTER_CUBIC)
+    write_photo(folder / "tom.png", paint_face(tom, 224, 224, 50))
+    chelsea = np.ascontiguousarray(data.chelsea()[..., ::-1])  # 451×300: detector scale 640/451
+    write_photo(folder / "people" / "chelsea.jpg", paint_face(chelsea, 225.5, 135.3, 48))
+    group = insightface_image("t1.jpg")  # 1280×886, several people: detector scale 0.5
+    for cx, cy in ((320, 448), (640, 448), (960, 320)):
+        group = paint_face(group, cx, cy, 128)
+    write_photo(folder / "group.jpg", group)
+    write_photo(folder / "no_face.jpg", np.ascontiguousarray(data.coffee()[..., ::-1]))
+    small = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)  # detector scale 2.5: a 26 px face
+    write_photo(folder / "small_face.png", paint_face(small, 128, 128, 26))
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00 truncated here")
+    return folder
 
 
 def tiny_config(base: Path, data: Path, output: Path, family: str = "SD1.5", **train):
