@@ -68,11 +68,12 @@ def xl(tmp_path_factory):
     save_adapter(folder, "realisid_test_vega_adapter.bin", instantid_models.VEGA_CROSS_ATTENTION, **SMALL_RESAMPLER)
     save_adapter(folder, "realisid_test_tiny_adapter.bin", tiny_widths, seed=5, **SMALL_RESAMPLER)
     loader = host_node("RealisID_InstantIDLoader")
-    return {"identitynet": identitynet,
+    yield {"identitynet": identitynet,
             "controlnet": comfy.controlnet.load_controlnet(str(identitynet / "diffusion_pytorch_model.safetensors")),
             "vega": vega, "tiny": tiny, "folder": folder,
             "vega_adapter": loader.load("realisid_test_vega_adapter.bin")[0],
             "tiny_adapter": loader.load("realisid_test_tiny_adapter.bin")[0]}
+    folder_paths.folder_names_and_paths["instantid"][0].remove(str(folder))  # leave the process as found
 
 
 def identity(seed, pack="antelopev2", norm=24.0):
@@ -136,7 +137,10 @@ def test_identitynet_from_diffusers_loads_through_comfyuis_loader(xl):
     # ComfyUI's Load ControlNet Model node reads the same file
     import folder_paths
     folder_paths.add_model_folder_path("controlnet", str(xl["identitynet"]))
-    loaded = host_node("ControlNetLoader").load_controlnet("diffusion_pytorch_model.safetensors")[0]
+    try:
+        loaded = host_node("ControlNetLoader").load_controlnet("diffusion_pytorch_model.safetensors")[0]
+    finally:
+        folder_paths.folder_names_and_paths["controlnet"][0].remove(str(xl["identitynet"]))
     assert isinstance(loaded.control_model, comfy.cldm.cldm.ControlNet)
 
 
