@@ -68,11 +68,12 @@ def xl(tmp_path_factory):
     save_adapter(folder, "realisid_test_vega_adapter.bin", instantid_models.VEGA_CROSS_ATTENTION, **SMALL_RESAMPLER)
     save_adapter(folder, "realisid_test_tiny_adapter.bin", tiny_widths, seed=5, **SMALL_RESAMPLER)
     loader = host_node("RealisID_InstantIDLoader")
-    return {"identitynet": identitynet,
+    yield {"identitynet": identitynet,
             "controlnet": comfy.controlnet.load_controlnet(str(identitynet / "diffusion_pytorch_model.safetensors")),
             "vega": vega, "tiny": tiny, "folder": folder,
             "vega_adapter": loader.load("realisid_test_vega_adapter.bin")[0],
             "tiny_adapter": loader.load("realisid_test_tiny_adapter.bin")[0]}
+    folder_paths.folder_names_and_paths["instantid"][0].remove(str(folder))  # leave the process as found
 
 
 def identity(seed, pack="antelopev2", norm=24.0):
@@ -136,7 +137,10 @@ def test_identitynet_from_diffusers_loads_through_comfyuis_loader(xl):
     # ComfyUI's Load ControlNet Model node reads the same file
     import folder_paths
     folder_paths.add_model_folder_path("controlnet", str(xl["identitynet"]))
-    loaded = host_node("ControlNetLoader").load_controlnet("diffusion_pytorch_model.safetensors")[0]
+    try:
+        loaded = host_node("ControlNetLoader").load_controlnet("diffusion_pytorch_model.safetensors")[0]
+    finally:
+        folder_paths.folder_names_and_paths["controlnet"][0].remove(str(xl["identitynet"]))
     assert isinstance(loaded.control_model, comfy.cldm.cldm.ControlNet)
 
 
@@ -397,10 +401,23 @@ def test_refusals_name_the_problem(xl, tiny):
     with pytest.raises(errors.RealisIDInputError, match=r"person 2's identity was made with the buffalo_l pack.*"
                                                         r"trained on antelopev2"):
         apply(xl, people([(0.3, 0.4, 0.2, 0.2), (0.7, 0.4, 0.2, 0.2)], [identity(1), identity(2, pack="buffalo_l")]))
+    tokens = pack_module("realisid_core.identity_tokens").IdentityTokens(torch.zeros(1, 16, 2048), torch.zeros(1, 16, 2048))
+    given_tokens = people([(0.5, 0.45, 0.3, 0.3)], [None])
+    given_tokens = type(given_tokens)((replace(given_tokens.persons[0], tokens=tokens),))
+    with pytest.raises(errors.RealisIDInputError, match=r"person 1 was given ready identity tokens"):
+        apply(xl, given_tokens)
+    with pytest.raises(errors.RealisIDInputError, match=r"person 1 has no identity"):
+        apply(xl, people([(0.5, 0.45, 0.3, 0.3)], [None]))
     with pytest.raises(errors.RealisIDInputError, match=r"adapter is made for a U-Net with 15 cross-attention layers"):
         apply(xl, crowd, adapter="vega_adapter")
     with pytest.raises(errors.RealisIDInputError, match=r"2 masks were given for 1 people"):
         apply(xl, crowd, mask=torch.zeros(2, 64, 64))
+
+
+def test_identity_of_an_unknown_pack_is_used_with_a_warning(xl, caplog):
+    with caplog.at_level("WARNING", logger="RealisID"):
+        apply(xl, people([(0.5, 0.45, 0.3, 0.3)], [identity(1, pack=None)]))
+    assert "person 1's identity does not say which face-analysis pack made it; InstantID expects antelopev2" in caplog.text
 
 
 def test_missing_adapter_file_names_the_folder_and_the_file(xl):

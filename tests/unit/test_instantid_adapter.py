@@ -123,3 +123,14 @@ def test_layers_must_fit_the_resamplers_tokens(tmp_path):
     torch.save(data, tmp_path / "mixed.bin")
     with pytest.raises(RealisIDInputError, match=r"take \[768\]-wide tokens but its Resampler makes 2048-wide"):
         load_adapter(str(tmp_path / "mixed.bin"))
+
+
+def test_the_pack_never_imports_diffusers():
+    """diffusers is for the tests only: neither the nodes nor the engine import it."""
+    import ast
+    repo = Path(__file__).resolve().parents[2]
+    for path in [*(repo / "nodes").rglob("*.py"), *(repo / "realisid_core").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            assert not any(n.split(".")[0] == "diffusers" for n in names), f"{path.name} imports diffusers"
