@@ -26,11 +26,14 @@ WORKING_SIZE = (list(WORKING_SIZES), {
 
 
 def working_size(described: BranchDescription, choice: str) -> int:
-    """The crop side in latent cells for a working-size choice: the trained size scaled, a multiple of 8,
-    kept within the sizes the family is run at (so no choice is ever refused)."""
-    size = int(round(described.working_size * WORKING_SIZES[choice] / 8)) * 8
+    """The crop side in latent cells for a working-size choice: the trained size, or it scaled to a multiple
+    of 8 kept within the sizes the family is run at (so no choice is ever refused)."""
+    trained = described.working_size
+    if WORKING_SIZES[choice] == 1.0:
+        return trained
+    size = int(round(trained * WORKING_SIZES[choice] / 8)) * 8
     sizes = working_size_range(described.family)
-    return min(max(size, sizes.low), sizes.high)
+    return min(max(size, min(sizes.low, trained)), max(sizes.high, trained))
 
 
 def check_poses(people: People, format_name: str, node: str) -> None:
@@ -89,6 +92,10 @@ class RealisIDApplyLocalBranch:
         if strength == 0:
             return positive, negative
         described = description_of(control_net, NODE)
+        if described.hint_format == "instantid-kps":
+            raise RealisIDInputError(NODE, "control_net", f"{described.name} reads identity tokens from InstantID's "
+                                     "own projector, which this node does not have",
+                                     "use RealisID Apply InstantID with InstantID's adapter (ip-adapter.bin)")
         controlnet_layout(control_net, NODE)
 
         def to_tokens(identity):

@@ -106,8 +106,8 @@ def workflow_server(server, tiny, tmp_path_factory):
             target.symlink_to(source)
     astronaut = np.ascontiguousarray(skimage_data.astronaut()[..., ::-1])
     for name, (cx, cy, side) in {"realisid_person_1.png": (384, 128, 60), "realisid_person_2.png": (128, 384, 56),
-                                 "realisid_person_3.png": (256, 256, 70), "realisid_pose.png": (256, 256, 64)}.items():
+                                 "realisid_person_3.png": (256, 380, 64), "realisid_pose.png": (256, 256, 64)}.items():
         Image.fromarray(paint_face(astronaut, cx, cy, side)[..., ::-1]).save(server.root / "input" / name)
-    group = paint_face(paint_face(paint_face(astronaut, 100, 200, 56), 256, 180, 60), 410, 220, 58)
+    group = paint_face(paint_face(paint_face(astronaut, 96, 300, 64), 256, 300, 64), 416, 300, 64)
     Image.fromarray(group[..., ::-1]).save(server.root / "input" / "realisid_group_pose.png")
     return server

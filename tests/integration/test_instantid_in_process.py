@@ -422,7 +422,7 @@ def test_identity_of_an_unknown_pack_is_used_with_a_warning(xl, caplog):
 
 def test_missing_adapter_file_names_the_folder_and_the_file(xl):
     errors = pack_module("realisid_core.errors")
-    loader = host_node("RealisID_InstantIDLoader")
+    loader = host_node("RealisID_InstantIDLoader", ui=True)
     with pytest.raises(errors.RealisIDInputError) as missing:
         loader.load("ip-adapter.bin")
     message = str(missing.value)

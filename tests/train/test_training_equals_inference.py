@@ -294,6 +294,7 @@ def test_a_training_samples_hints_are_what_the_nodes_draw_for_its_face(sd15, pre
     what the local branch draws in its crop frame and the global branch's guidance for that face."""
     from fixtures.host import host_node
     from realisid_core.face_pose import FacePose
+    from realisid_core.local_branch import LatentWindow
     from realisid_core.locations import FaceLocations
     from realisid_core.people import people_from_locations
     from realisid_train.dataset import TrainingStream
@@ -312,10 +313,11 @@ def test_a_training_samples_hints_are_what_the_nodes_draw_for_its_face(sd15, pre
         local = host_node("RealisID_ApplyLocalBranch").apply(text, text, local_net, people, 1.0, 0.0, 1.0,
                                                              "as trained", FEATHER)[0][0][1]["control"]
         local.pre_run(model, lambda p: model.model_sampling.percent_to_sigma(p))
-        hints = local._hints(local._plan(x, torch.float32), x, x.device, torch.float32)
+        whole = LatentWindow.whole(16, 16)
+        hints = local._hints(whole, x.device, torch.float32)
         assert torch.equal(hints[0], sample["local_hint"])
         glob = host_node("RealisID_ApplyGlobalBranch").apply(text, text, global_net, people, 1.0, 0.0,
                                                              1.0)[0][0][1]["control"]
-        glob._guidance_for(x)
+        glob._guidance_for(x, [(torch.arange(1), whole)])
         assert torch.equal(glob.cond_hint_original[0], sample["global_hint"])
         local.cleanup()
