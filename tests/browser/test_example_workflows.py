@@ -24,13 +24,29 @@ def wait_for(driver, script, timeout=60.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def editor(browser, comfy):
-    """A freshly opened editor (a dialog shown for one workflow is not shown again in the same page)."""
-    browser.get(comfy.url)
+CLOSE_DIALOGS = """document.querySelectorAll('.p-dialog-close-button').forEach(b => b.click());
+    return document.querySelectorAll('.p-dialog').length === 0;"""
+
+
+def open_clean(browser, url):
+    """The editor with no workflow restored from an earlier page and no dialog open."""
+    browser.get(url)
+    browser.execute_script("localStorage.clear(); sessionStorage.clear();")
+    browser.get(url)
     wait_for(browser, "return !!(window.app?.graph && window.LiteGraph?.registered_node_types?.['RealisID_People'])",
              what="ComfyUI's editor with the RealisID nodes")
-    return browser
+    time.sleep(1)  # a dialog about the default graph may still be on its way
+    wait_for(browser, CLOSE_DIALOGS, what="no dialog open")
+
+
+@pytest.fixture
+def editor(browser, comfy):
+    """A freshly opened editor (a dialog shown for one workflow is not shown again in the same page); left clean
+    for the other browser tests, which share the browser."""
+    open_clean(browser, comfy.url)
+    yield browser
+    browser.execute_script("app.graph.clear();")
+    open_clean(browser, comfy.url)
 
 
 def test_examples_are_the_packs_templates_with_thumbnails(comfy):
