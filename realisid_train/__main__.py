@@ -1,4 +1,4 @@
-"""python -m realisid_train prepare | train | export | config — see docs/train.md."""
+"""python -m realisid_train prepare | train | export | config — see the README section "Training RealisID's branches"."""
 from __future__ import annotations
 
 import argparse

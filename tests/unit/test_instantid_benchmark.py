@@ -1,4 +1,4 @@
-"""benchmarks.instantid: its options and its table (the measurement itself runs for minutes: see docs/instantid.md)."""
+"""benchmarks.instantid: its options and its table (the measurement itself runs for minutes: see the README, "With InstantID's weights")."""
 import pytest
 
 from benchmarks import instantid
