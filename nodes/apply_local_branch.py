@@ -3,7 +3,7 @@ import comfy.model_management
 import torch
 
 from ..realisid_core.branch_description import BranchDescription
-from ..realisid_core.crop_budget import working_size_range
+from ..realisid_core.crop_budget import working_size_cost, working_size_range
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.hint_formats import hint_format
 from ..realisid_core.id_projector import project
@@ -18,11 +18,20 @@ WORKING_SIZES = {"as trained": 1.0, "smaller (0.75×, faster)": 0.75, "larger (1
 FEATHER = ("FLOAT", {"default": 0.15, "min": 0.0, "max": 0.5, "step": 0.01,
                      "tooltip": "How softly each face's effect fades out towards the edge of its square, as a fraction "
                                 "of the square: 0 = a hard edge, 0.15 = a soft blend into the rest of the picture."})
-WORKING_SIZE = (list(WORKING_SIZES), {
-    "default": "as trained",
-    "tooltip": "The detail every face is worked at, whatever its size in the picture: the size the branch was "
-               "trained at (64 latent cells = 512 pixels for SD1.5, 128 = 1024 for SDXL) or a step off it. Time "
-               "and memory per face grow with the square of the size: 1.25× costs about 1.6×, 1.5× about 2.3×."})
+def _working_size_tooltip() -> str:
+    """What each choice costs per face next to 'as trained' (counted for SD1.5's ControlNet; SDXL's is alike)."""
+    costs = []
+    for choice, scale in WORKING_SIZES.items():
+        if scale != 1.0:
+            cost = working_size_cost("SD1.5", int(round(64 * scale / 8)) * 8)
+            costs.append(f"{choice.split(' (')[0]} ≈ {cost.time:.1f}× the time, {cost.memory:.1f}× the GPU memory "
+                         f"({cost.memory_without_fused_attention:.1f}× on a CPU)")
+    return ("The detail every face is worked at, whatever its size in the picture: the size the branch was trained "
+            "at (512 pixels for SD1.5, 1024 for SDXL) or a step off it. Per face, next to 'as trained': "
+            + "; ".join(costs) + ". Larger sizes are not offered: a step would take minutes.")
+
+
+WORKING_SIZE = (list(WORKING_SIZES), {"default": "as trained", "tooltip": _working_size_tooltip()})
 
 
 def working_size(described: BranchDescription, choice: str) -> int:
