@@ -27,6 +27,10 @@ def crop_rows(crops: dict, device: str) -> list[dict]:
     for k, t in sorted(crops.get("time", {}).items(), key=lambda kv: int(kv[0])):
         rows.append(_row("crops", f"ControlNet forward of {k} crop(s) at {size}, ms per crop", t["ms_per_crop"],
                          t["per_crop_ratio"], "ms per crop with 1 crop per forward"))
+        if "per_crop_ratio_fastest" in t:
+            rows.append(_row("crops", f"ControlNet forward of {k} crop(s) at {size}, fastest run, ms per crop",
+                             t["fastest_ms"] / int(k), t["per_crop_ratio_fastest"],
+                             "fastest ms per crop with 1 crop per forward"))
     for where, label in (("device_memory", f"{device}, ComfyUI's attention there"),
                          ("meta_materialised_attention", "counted, whole attention matrix"),
                          ("meta_fused_attention", "counted, fused attention as on GPU")):
