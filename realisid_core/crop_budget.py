@@ -2,7 +2,7 @@
 working sizes each model family is run at.
 
 Every constant here was measured or counted by `python -m benchmarks` (its `crops` section and
-`benchmarks.crops.size_costs`); docs/engine.md has the tables and the commands. Pure functions:
+`benchmarks.crops.size_costs`); the README's performance section has the tables and the commands. Pure functions:
 no torch, no ComfyUI, so the nodes, the trainer and the tests all call the same rule.
 
 Memory per crop has two parts:
