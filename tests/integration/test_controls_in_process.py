@@ -228,7 +228,7 @@ def test_working_size_comes_from_the_controlnet_within_the_familys_sizes(comfy, 
 
 
 def test_hints_are_drawn_where_the_crop_puts_each_face(comfy, tiny):
-    """The branch draws each pose in its crop frame, in its ControlNet's format (here InstantID's keypoints):
+    """The branch draws each pose in its crop frame, in its ControlNet's format (here RealisID's 5 keypoints):
     the nose lands on the pixel the crop maps the placed nose to (the crop's own transform: regions from
     the same locations on the latent grid)."""
     import dataclasses
@@ -241,7 +241,7 @@ def test_hints_are_drawn_where_the_crop_puts_each_face(comfy, tiny):
     people = make_people(poses=[pose])
     net = load_controlnet(str(tiny["sd15_local"]))
     net.realisid_description = dataclasses.replace(comfy["nets"]["sd15_local"].realisid_description,
-                                                   hint_format="instantid-kps")
+                                                   hint_format="realisid-pose-v1-5")
     control = host_node("RealisID_ApplyLocalBranch").apply(comfy["positive"], comfy["negative"], net, people, 1.0,
                                                            0.0, 1.0, "as trained", 0.15)[0][0][1]["control"]
     control.pre_run(comfy["model"].model, lambda p: 0.5)
@@ -253,7 +253,7 @@ def test_hints_are_drawn_where_the_crop_puts_each_face(comfy, tiny):
         nose = np.array([cx * 16, cy * 12]) + (pose.keypoints[2] * longer)
         px = (nose - [float(regions.x0[f]), float(regions.y0[f])]) * 256 / float(regions.side[f])
         hint = hints[f].movedim(0, -1).numpy()
-        assert hint[int(px[1]), int(px[0])].argmax() == 2  # the nose's colour (blue-ish) right there
+        assert hint[int(px[1]), int(px[0])].argmax() == 2  # the nose's colour (0, 160, 255) right there
         ys, xs = np.nonzero(hint.sum(-1) > 0)
         assert abs(xs.mean() - px[0]) < 256 * 0.1 and ys.size > 0
     control.cleanup()
