@@ -99,11 +99,7 @@ def workflow_server(server, tiny, tmp_path_factory):
                       instantid_models.identitynet_folder(instantid_models.VEGA_VARIANT)
                       / "diffusion_pytorch_model.safetensors",
                   "instantid/ip-adapter.bin": instantid_models.ip_adapter_bin(instantid_models.VEGA_CROSS_ATTENTION)})
-    for name, source in links.items():
-        target = server.models / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            target.symlink_to(source)
+    server.link_models(links)
     astronaut = np.ascontiguousarray(skimage_data.astronaut()[..., ::-1])
     for name, (cx, cy, side) in {"realisid_person_1.png": (384, 128, 60), "realisid_person_2.png": (128, 384, 56),
                                  "realisid_person_3.png": (256, 380, 64), "realisid_pose.png": (256, 256, 64)}.items():

@@ -51,7 +51,7 @@ def group(w: Workflow, title: str, x: int, width: int, height: int, note: str | 
 
 
 def sd15_sampling(w: Workflow, prompt: str, people, x: int = 1420):
-    """The sampling group: checkpoint, prompts, both branches, sampler, decode, save."""
+    """The sampling group's loaders and RealisID's two branches (then `finish`)."""
     ckpt = w.node("CheckpointLoaderSimple", "checkpoint (SD1.5)", (x + 20, 170), (320, 100), models=[SD15],
                   ckpt_name=SD15["name"])
     positive = w.node("CLIPTextEncode", "prompt", (x + 20, 290), (320, 150), clip=ckpt.out(1), text=prompt)
@@ -72,12 +72,23 @@ def sd15_sampling(w: Workflow, prompt: str, people, x: int = 1420):
     return ckpt, steered
 
 
-def finish(w: Workflow, ckpt, steered, latent, prefix: str, x: int = 1420):
-    sampled = w.node("KSampler", "sampler", (x + 360, 610), (300, 290), model=ckpt.out(0), seed=42, steps=30, cfg=6.0,
-                     sampler_name="dpmpp_2m", scheduler="karras", positive=steered.out(0), negative=steered.out(1),
+def finish(w: Workflow, model, vae, positive, negative, latent, prefix: str, cfg: float, x: int = 1420):
+    """Sampler, decode and the saved picture: the workflow's only output."""
+    sampled = w.node("KSampler", "sampler", (x + 360, 610), (300, 290), model=model, seed=42, steps=30, cfg=cfg,
+                     sampler_name="dpmpp_2m", scheduler="karras", positive=positive, negative=negative,
                      latent_image=latent.out(0), denoise=1.0)
-    image = w.node("VAEDecode", None, (x + 680, 170), (210, 50), samples=sampled.out(0), vae=ckpt.out(2))
+    image = w.node("VAEDecode", None, (x + 680, 170), (210, 50), samples=sampled.out(0), vae=vae)
     w.node("SaveImage", "result", (x + 680, 250), (440, 520), images=image.out(0), filename_prefix=prefix)
+
+
+def face_analysis_models(w: Workflow):
+    return w.node("RealisID_FaceAnalysisLoader", "face analysis models", (20, 170), (320, 130),
+                  pack="antelopev2", provider="auto", detection_size="640")
+
+
+def three_groups(w: Workflow, bottom: int, sampling_note: str | None = None):
+    for title, x, width in (("people", 0, 680), ("places and poses", 700, 700), ("sampling", 1420, 1160)):
+        group(w, title, x, width, bottom, sampling_note if title == "sampling" else None)
 
 
 def person_identity(w: Workflow, analyzer, k: int, y: int, photo: str):
@@ -118,27 +129,23 @@ def places_and_poses(w: Workflow, width: int, height: int, locations: str, analy
 
 def two_people() -> Workflow:
     w = Workflow("RealisID_two_people_placed_by_dragging_each_from_their_own_photo_SD1.5")
-    analyzer = w.node("RealisID_FaceAnalysisLoader", "face analysis models", (20, 170), (320, 130),
-                      pack="antelopev2", provider="auto", detection_size="640")
+    analyzer = face_analysis_models(w)
     identities = [person_identity(w, analyzer, k, 320 + 380 * (k - 1), f"realisid_person_{k}.png") for k in (1, 2)]
     latent, people, bottom = places_and_poses(w, 768, 512, "0.34 0.42 0.16\n0.67 0.44 0.15", analyzer, identities)
     ckpt, steered = sd15_sampling(w, "two friends laughing on a park bench, candid photo, natural light, 50mm", people)
-    finish(w, ckpt, steered, latent, "RealisID_two_people")
-    for title, x, width in (("people", 0, 680), ("places and poses", 700, 700), ("sampling", 1420, 1160)):
-        group(w, title, x, width, bottom)
+    finish(w, ckpt.out(0), ckpt.out(2), steered.out(0), steered.out(1), latent, "RealisID_two_people", 6.0)
+    three_groups(w, bottom)
     return w
 
 
 def small_face() -> Workflow:
     w = Workflow("RealisID_one_small_face_in_a_wide_shot_keeps_its_identity_SD1.5")
-    analyzer = w.node("RealisID_FaceAnalysisLoader", "face analysis models", (20, 170), (320, 130),
-                      pack="antelopev2", provider="auto", detection_size="640")
+    analyzer = face_analysis_models(w)
     identity = person_identity(w, analyzer, 1, 320, "realisid_person_1.png")
     latent, people, bottom = places_and_poses(w, 768, 512, "0.62 0.36 0.08", analyzer, [identity])
     ckpt, steered = sd15_sampling(w, "a woman hiking on a mountain ridge, wide shot, golden hour, photo", people)
-    finish(w, ckpt, steered, latent, "RealisID_small_face")
-    for title, x, width in (("people", 0, 680), ("places and poses", 700, 700), ("sampling", 1420, 1160)):
-        group(w, title, x, width, bottom)
+    finish(w, ckpt.out(0), ckpt.out(2), steered.out(0), steered.out(1), latent, "RealisID_small_face", 6.0)
+    three_groups(w, bottom)
     return w
 
 
@@ -157,40 +164,30 @@ def instantid_sampling(w: Workflow, prompt: str, people, latent, prefix: str, x:
                      control_net=identitynet.out(0), instantid=adapter.out(0), people=people, cn_strength=0.8,
                      cn_start_percent=0.0, cn_end_percent=1.0, ip_weight=0.8, ip_start_percent=0.0,
                      ip_end_percent=1.0, working_size="as trained", feather=0.15, region_margin=1.5)
-    sampled = w.node("KSampler", "sampler", (x + 360, 610), (300, 290), model=steered.out(0), seed=42, steps=30,
-                     cfg=5.0, sampler_name="dpmpp_2m", scheduler="karras", positive=steered.out(1),
-                     negative=steered.out(2), latent_image=latent.out(0), denoise=1.0)
-    image = w.node("VAEDecode", None, (x + 680, 170), (210, 50), samples=sampled.out(0), vae=ckpt.out(2))
-    w.node("SaveImage", "result", (x + 680, 250), (440, 520), images=image.out(0), filename_prefix=prefix)
+    finish(w, steered.out(0), ckpt.out(2), steered.out(1), steered.out(2), latent, prefix, 5.0, x)
 
 
 def instantid_small_face() -> Workflow:
     w = Workflow("RealisID_InstantID_one_small_face_in_a_wide_shot_SDXL")
-    analyzer = w.node("RealisID_FaceAnalysisLoader", "face analysis models", (20, 170), (320, 130),
-                      pack="antelopev2", provider="auto", detection_size="640")
+    analyzer = face_analysis_models(w)
     identity = person_identity(w, analyzer, 1, 320, "realisid_person_1.png")
     latent, people, bottom = places_and_poses(w, 1536, 1024, "0.62 0.36 0.07", analyzer, [identity])
     instantid_sampling(w, "a man walking on a beach at sunset, wide shot, photo", people, latent,
                        "RealisID_InstantID_small_face")
-    for title, x, width in (("people", 0, 680), ("places and poses", 700, 700)):
-        group(w, title, x, width, bottom)
-    group(w, "sampling", 1420, 1160, bottom, INSTANTID_SAMPLING)
+    three_groups(w, bottom, INSTANTID_SAMPLING)
     return w
 
 
 def instantid_three_people() -> Workflow:
     w = Workflow("RealisID_InstantID_three_people_each_from_their_own_photo_with_their_own_pose_SDXL")
-    analyzer = w.node("RealisID_FaceAnalysisLoader", "face analysis models", (20, 170), (320, 130),
-                      pack="antelopev2", provider="auto", detection_size="640")
+    analyzer = face_analysis_models(w)
     identities = [person_identity(w, analyzer, k, 320 + 380 * (k - 1), f"realisid_person_{k}.png") for k in (1, 2, 3)]
     latent, people, bottom = places_and_poses(w, 1536, 1024, "0.22 0.42 0.16\n0.5 0.38 0.15\n0.78 0.44 0.16",
                                               analyzer, identities, own_poses=True,
                                               pose_photo_name="realisid_group_pose.png")
     instantid_sampling(w, "three friends at a cafe table, candid photo, natural light", people, latent,
                        "RealisID_InstantID_three_people")
-    for title, x, width in (("people", 0, 680), ("places and poses", 700, 700)):
-        group(w, title, x, width, bottom)
-    group(w, "sampling", 1420, 1160, bottom, INSTANTID_SAMPLING)
+    three_groups(w, bottom, INSTANTID_SAMPLING)
     return w
 
 

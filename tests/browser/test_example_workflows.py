@@ -8,20 +8,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from fixtures.browser_wait import wait_for
 from fixtures.comfy_server import PACK_DIR_NAME
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 EXAMPLES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
-
-
-def wait_for(driver, script, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = driver.execute_script(script)
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 CLOSE_DIALOGS = """document.querySelectorAll('.p-dialog-close-button').forEach(b => b.click());
@@ -34,7 +25,7 @@ def open_clean(browser, url):
     browser.execute_script("localStorage.clear(); sessionStorage.clear();")
     browser.get(url)
     wait_for(browser, "return !!(window.app?.graph && window.LiteGraph?.registered_node_types?.['RealisID_People'])",
-             what="ComfyUI's editor with the RealisID nodes")
+             timeout=60, what="ComfyUI's editor with the RealisID nodes")
     time.sleep(1)  # a dialog about the default graph may still be on its way
     wait_for(browser, CLOSE_DIALOGS, what="no dialog open")
 

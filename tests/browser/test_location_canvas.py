@@ -10,6 +10,7 @@ import time
 import pytest
 import requests
 
+from fixtures.browser_wait import wait_for
 from realisid_core.errors import RealisIDInputError
 from realisid_core.locations import parse_locations
 
@@ -27,17 +28,6 @@ def parse(text, width=WIDTH, height=HEIGHT):
 
 def flat(rows):
     return [v for row in rows for v in row]
-
-
-def wait_for(driver, script, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = driver.execute_script(script)
-        if value:
-            return value
-        time.sleep(0.1)
-    logs = "\n".join(str(e) for e in driver.get_log("browser")[-20:])
-    raise AssertionError(f"timed out waiting for {what}: {script}\nbrowser log:\n{logs}")
 
 
 @pytest.fixture(scope="module")

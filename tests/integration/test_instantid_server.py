@@ -35,11 +35,7 @@ def instantid_server(server):
              "controlnet/instantid_test/identitynet_ws16.safetensors": identitynet,
              "instantid/ip-adapter.bin": instantid_models.ip_adapter_bin(),
              "insightface/models/antelopev2": Path(fake_insightface_root()) / "models" / "antelopev2"}
-    for name, source in links.items():
-        target = server.models / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            target.symlink_to(source)
+    server.link_models(links)
     astronaut = np.ascontiguousarray(skimage_data.astronaut()[..., ::-1])
     for name, (cx, cy, side) in PHOTOS.items():
         Image.fromarray(paint_face(astronaut, cx, cy, side)[..., ::-1]).save(server.root / "input" / name)
