@@ -64,7 +64,8 @@ class RealisIDFaceAnalysis:
             "images": ("IMAGE", {"tooltip": "The photo(s) to find faces in."}),
             "selection": (list(SELECTIONS), {"default": SELECTIONS[0],
                           "tooltip": "Per picture: every face (left to right), the largest, or the index-th from the left."}),
-            "index": ("INT", {"default": 0, "min": 0, "max": 63, "tooltip": "Face index from the left, for 'by index'."}),
+            "index": ("INT", {"default": 0, "min": 0, "max": 63, "tooltip": "For 'by index': which face, counted from 0 in reading order (0 = face 1, the "
+                                            "leftmost; faces above one another count top to bottom)."}),
             "threshold": ("FLOAT", {"default": 0.5, "min": 0.05, "max": 0.99, "step": 0.01,
                                     "tooltip": "Detection score a face needs."}),
             "require_face": ("BOOLEAN", {"default": True,
