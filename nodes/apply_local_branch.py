@@ -1,17 +1,14 @@
 """RealisID Apply Local Branch: identity and pose-expression control at full detail on every face."""
-import comfy.model_management
-import torch
-
 from ..realisid_core.branch_description import BranchDescription
 from ..realisid_core.crop_budget import working_size_cost, working_size_range
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.hint_formats import hint_format
-from ..realisid_core.id_projector import project
 from ..realisid_core.local_branch import LocalBranchSettings
 from ..realisid_core.people import People
 from .conditioning import STRENGTH_AND_WINDOW, attach_control, chain_control
 from .controlnet_loader import description_of
 from .controls import LocalBranchControl, LocalBranchSpec, controlnet_layout
+from .id_projector import tokens_of
 
 NODE = LocalBranchControl.node_name
 WORKING_SIZES = {"as trained": 1.0, "smaller (0.75×, faster)": 0.75, "larger (1.25×)": 1.25, "largest (1.5×)": 1.5}
@@ -108,10 +105,7 @@ class RealisIDApplyLocalBranch:
         controlnet_layout(control_net, NODE)
 
         def to_tokens(identity):
-            if id_projector is None:
-                return None
-            comfy.model_management.load_models_gpu([id_projector])
-            return project(id_projector.model, identity, NODE, device=id_projector.load_device)
+            return None if id_projector is None else tokens_of(id_projector, identity, NODE)
 
         tokens = people.identity_tokens(to_tokens, NODE) if described.context == "identity" else None
         return local_branch_conditioning(positive, negative, control_net, described, people, tokens, strength,

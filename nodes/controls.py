@@ -150,7 +150,7 @@ class RealisIDControl(comfy.controlnet.ControlNet):
         groups = {}
         for row, (top, left, h, w) in enumerate(areas.round().long().tolist()):
             groups.setdefault((top, left), []).append(row)
-        full = getattr(self, "full_latent", None) or self._full_latent_from_places(height, width)
+        full = getattr(self, "full_latent", None) or self._full_latent_from_places()
         windows = []
         for (top, left), rows in groups.items():
             window = LatentWindow.whole(height, width) if top < 0 else \
@@ -158,7 +158,8 @@ class RealisIDControl(comfy.controlnet.ControlNet):
             windows.append((torch.tensor(rows), window))
         return windows
 
-    def _full_latent_from_places(self, height, width):
+    def _full_latent_from_places(self):
+        """The whole latent's size (cells) from the picture the places were made for."""
         locations = self.spec.locations
         if not locations.has_shape:
             raise RealisIDInputError(self.node_name, "people", "this conditioning covers an area of the picture, and "

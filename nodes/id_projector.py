@@ -28,6 +28,13 @@ def projector_files() -> list[str]:
     return [n for n in folder_paths.get_filename_list(REALISID_FOLDER) if n.lower().endswith(".safetensors")]
 
 
+def tokens_of(patcher, identity, node: str, projector=None, raw: bool = False):
+    """Identity tokens (with their null) made where ComfyUI loads `patcher`; `projector`: the module that
+    projects, when it is a part of the patcher's model (InstantID's Resampler in its adapter)."""
+    comfy.model_management.load_models_gpu([patcher])
+    return project(projector or patcher.model, identity, node, device=patcher.load_device, raw=raw)
+
+
 class RealisIDIDProjectorLoader:
     @classmethod
     def INPUT_TYPES(cls):
@@ -60,8 +67,7 @@ class RealisIDIdentityTokens:
                    "person, plus the 'no identity' tokens CFG's negative side gets).")
 
     def project(self, projector, identity):
-        comfy.model_management.load_models_gpu([projector])
-        return (project(projector.model, identity, TOKENS, device=projector.load_device),)
+        return (tokens_of(projector, identity, TOKENS),)
 
 
 NODE_CLASS_MAPPINGS = {

@@ -23,7 +23,6 @@ import folder_paths
 from ..realisid_core.branch_description import INSTANTID_IDENTITYNET, BranchDescription
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.hint_formats import hint_format
-from ..realisid_core.id_projector import project
 from ..realisid_core.identity import Identity, join_identities
 from ..realisid_core.identity_attention import (TokenRegions, add_identity_attention, cross_attention_layers,
                                                 describe_layers, region_weights, token_grid)
@@ -34,6 +33,7 @@ from ..realisid_core.people import People
 from .apply_local_branch import FEATHER, WORKING_SIZE, local_branch_conditioning
 from .controlnet_loader import DESCRIPTION_ATTRIBUTE
 from .controls import CONTROL_NET_INPUT, RealisIDControl, controlnet_layout, model_layout, uncond_rows
+from .id_projector import tokens_of
 from .paths import INSTANTID_FOLDER
 
 LOADER = "RealisID Load InstantID Adapter"
@@ -330,8 +330,7 @@ class RealisIDApplyInstantID:
         layers = matching_layers(adapter, model)
         if cn_strength == 0 and ip_weight == 0:
             return model, positive, negative
-        comfy.model_management.load_models_gpu([instantid])
-        tokens = project(adapter.resampler, identity, NODE, device=instantid.load_device, raw=True)
+        tokens = tokens_of(instantid, identity, NODE, projector=adapter.resampler, raw=True)
         if cn_strength > 0:
             positive, negative = local_branch_conditioning(positive, negative, control_net, described, people, tokens,
                                                            cn_strength, cn_start_percent, cn_end_percent, working_size,

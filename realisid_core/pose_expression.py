@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import regions_from_locations
-from .locations import FaceLocations
-from .face_pose import MIRROR_5, MIRROR_68, FacePose
+from .face_pose import MIRROR_5, MIRROR_68
 from .optional import require
 
 RENDERER_VERSION = 1
@@ -59,31 +57,10 @@ def mirror_box(box: np.ndarray, image_width: float) -> np.ndarray:
     return np.array([image_width - x1, y0, image_width - x0, y1])
 
 
-def retarget(points: np.ndarray, source_box: np.ndarray, target_box: np.ndarray) -> np.ndarray:
-    """Move a face's landmarks from its box onto another box by a similarity transform.
-
-    Centre goes to centre, and the longer side sets the scale (the crop frame's rule, the one
-    FacePose uses), so the points sit in the target's crop exactly as they sat in the source's:
-    pose and expression are kept. A third (depth) coordinate is scaled with x and y.
-    """
-    frame = FacePose.from_points(points, source_box).keypoints  # any number of points, in the box frame
-    tx0, ty0, tx1, ty1 = (float(v) for v in target_box)
-    out = frame * max(tx1 - tx0, ty1 - ty0)
-    out[:, 0] += (tx0 + tx1) / 2
-    out[:, 1] += (ty0 + ty1) / 2
-    return out
-
-
 def keypoints_from_68(points: np.ndarray) -> np.ndarray:
     """The 5 detector keypoints (eye centres, nose tip, mouth corners) of 68 iBUG landmarks."""
     points = np.asarray(points, np.float64)
     return np.stack([points[36:42].mean(0), points[42:48].mean(0), points[30], points[48], points[54]])
-
-
-def to_crop_frame(points: np.ndarray, x0: float, y0: float, side: float, size: int) -> np.ndarray:
-    """Picture pixels → pixels of a size×size crop whose square is (x0, y0, side) in the picture."""
-    points = np.asarray(points, np.float64)[:, :2]
-    return (points - np.array([x0, y0])) * (size / side)
 
 
 def _draw(canvas: np.ndarray, points: np.ndarray, layout: str, size: int) -> np.ndarray:
@@ -108,45 +85,6 @@ def _draw(canvas: np.ndarray, points: np.ndarray, layout: str, size: int) -> np.
 def render_pose(points: np.ndarray, size: int, layout: str = LAYOUTS[0]) -> np.ndarray:
     """Draw one face's landmarks, given in the crop's pixels, as a [size, size, 3] uint8 RGB hint."""
     return _draw(np.zeros((size, size, 3), np.uint8), points, layout, size)
-
-
-def render_pose_preview(placed: list[np.ndarray], locations: FaceLocations, margin: float = 1.6,
-                        layout: str = LAYOUTS[0]) -> np.ndarray:
-    """The retargeted faces drawn on the whole picture, with each face's crop square: [H, W, 3] uint8 RGB."""
-    cv2 = require("cv2", "RealisID Pose & Expression", "opencv-python")
-    width, height = locations.width, locations.height
-    canvas = np.zeros((height, width, 3), np.uint8)
-    regions = regions_from_locations(locations, height, width, margin)
-    for f, points in enumerate(placed):
-        side = float(regions.side[f])
-        _draw(canvas, points, layout, max(8, round(side)))
-        x0, y0 = int(round(float(regions.x0[f]))), int(round(float(regions.y0[f])))
-        cv2.rectangle(canvas, (x0, y0), (x0 + int(round(side)), y0 + int(round(side))), (90, 90, 90), 1)
-        cv2.putText(canvas, str(f + 1), (x0 + 3, y0 + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (200, 200, 200), 1, cv2.LINE_AA)
-    return canvas
-
-
-def pose_hints(driving_points: list[np.ndarray], driving_boxes: list[np.ndarray], locations: FaceLocations,
-               size: int, margin: float = 1.6, layout: str = LAYOUTS[0]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """One hint per face location (picture pixels), each driving face retargeted onto its location.
-
-    The same drawing the local branch does in its crop frame (`hint_formats.render_branch_hints`).
-    Returns (hints [F, size, size, 3] uint8, the retargeted points in the locations' picture pixels).
-    """
-    from .hint_formats import placed_points, render_branch_hints
-
-    n = _layout_size(layout)
-    poses = []
-    for points, box in zip(driving_points, driving_boxes):
-        points = np.asarray(points, np.float64)
-        poses.append(FacePose.from_points(keypoints_from_68(points) if n == 68 else points, box,
-                                          points if n == 68 else None))
-    width, height = locations.width, locations.height
-    regions = regions_from_locations(locations, height, width, margin)
-    boxes = locations.boxes.numpy()
-    name = "realisid-pose-v1-68" if n == 68 else "realisid-pose-v1-5"
-    hints = render_branch_hints(name, poses, boxes, regions, height, width, size)
-    return hints, placed_points(poses, boxes, height, width, n)
 
 
 def head_pose_68(points_3d: np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ pytest.importorskip("insightface")
 from fixtures.fake_insightface import mean_face_68  # noqa: E402
 from realisid_core.geometry import regions_from_locations  # noqa: E402
 from realisid_core.locations import FaceLocations  # noqa: E402
+from fixtures.pose_frames import pose_hints, retarget, to_crop_frame  # noqa: E402
 from realisid_core.pose_expression import (LAYOUTS, PARTS_68, head_pose_68, mirror_box, mirror_points,  # noqa: E402
-                                           pose_hints, render_pose, retarget, to_crop_frame)
+                                           render_pose)
 
 
 def rotation(yaw=0.0, pitch=0.0):

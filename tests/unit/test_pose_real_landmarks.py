@@ -12,7 +12,8 @@ import pytest
 from fixtures import real_landmarks
 from realisid_core.geometry import regions_from_locations
 from realisid_core.locations import FaceLocations
-from realisid_core.pose_expression import LAYOUTS, KEYPOINT_COLOURS, mirror_points, pose_hints, retarget, to_crop_frame
+from fixtures.pose_frames import pose_hints, retarget, to_crop_frame
+from realisid_core.pose_expression import LAYOUTS, KEYPOINT_COLOURS, mirror_points
 
 pytestmark = pytest.mark.skipif(not real_landmarks.available(), reason=real_landmarks.MISSING)
 skimage_data = pytest.importorskip("skimage.data")
