@@ -1,6 +1,6 @@
 """What k crops in one ControlNet forward cost: time per crop and activation memory per crop.
 
-These are the figures `realisid_core.crop_budget` is built from:
+These are the figures `realisid_core.branches.budget` is built from:
 
 - **time per crop** of one forward of k crops (k = 1, 2, 4, …) at a working size, on the device
   the benchmark runs on, as a ratio to one crop per forward: how far batching crops pays.

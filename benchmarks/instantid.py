@@ -67,7 +67,7 @@ class Bench:
         return {"c_crossattn": self.randn(BATCH, 77, 2048), "y": self.randn(BATCH, 2816), "crossattn_controlnet": tokens}
 
     def poses(self, boxes, side):
-        pose = host.pack_module("realisid_core.face_pose").FacePose
+        pose = host.pack_module("realisid_core.faces.pose").FacePose
         out = []
         for cx, cy, w, h in boxes.tolist():
             px = np.array([cx * side, cy * side])
@@ -77,7 +77,7 @@ class Bench:
 
     def instantid_way(self, resolution: int, faces: int):
         """One full-frame IdentityNet control per person (its hint: that person's keypoints on the picture)."""
-        draw = host.pack_module("realisid_core.hint_formats").draw_instantid_keypoints
+        draw = host.pack_module("realisid_core.signals.hints").draw_instantid_keypoints
         boxes = face_boxes(faces)
         controls = []
         for f, pose in enumerate(self.poses(boxes, resolution)):
@@ -94,13 +94,13 @@ class Bench:
 
     def realisid_way(self, resolution: int, faces: int):
         controls = host.pack_module("nodes.controls")
-        described = host.pack_module("realisid_core.branch_description").INSTANTID_IDENTITYNET
-        settings = host.pack_module("realisid_core.local_branch").LocalBranchSettings(described.working_size,
+        described = host.pack_module("realisid_core.models.description").INSTANTID_IDENTITYNET
+        settings = host.pack_module("realisid_core.branches.local").LocalBranchSettings(described.working_size,
                                                                                        described.margin, 0.15)
-        tokens = host.pack_module("realisid_core.identity_tokens").IdentityTokens(
+        tokens = host.pack_module("realisid_core.people.identity").IdentityTokens(
             torch.randn(faces, TOKENS, 2048, generator=self.generator), torch.randn(1, TOKENS, 2048))
         boxes = face_boxes(faces)
-        locations = host.pack_module("realisid_core.locations").FaceLocations(boxes, resolution, resolution)
+        locations = host.pack_module("realisid_core.people.locations").FaceLocations(boxes, resolution, resolution)
         spec = controls.LocalBranchSpec(locations, tuple(self.poses(boxes, resolution)), described.hint_format, tokens,
                                         torch.ones(faces), settings)
         c = controls.LocalBranchControl.from_controlnet(self.controlnet, spec)

@@ -3,7 +3,7 @@ sequential with its glue split out, a RealisID pass against the detailer route, 
 
 Everything goes through the code ComfyUI runs while sampling: BaseModel.apply_model with the
 merged control dict, comfy.controlnet.ControlNet.get_control, and the pack's GlobalBranchControl
-and LocalBranchControl (crop → ControlNet forward(s) → paste, in realisid_core.local_branch).
+and LocalBranchControl (crop → ControlNet forward(s) → paste, in realisid_core.branches.local).
 Latent batch 2 throughout: cond and uncond of classifier-free guidance in one call, as
 ComfyUI's sampler batches them.
 """
@@ -59,7 +59,7 @@ class Setup:
 
 def face_locations(faces: int, resolution: int):
     """`faces` boxes of FACE_SIZE on a grid over the picture (never touching each other or the border)."""
-    locations = pack_module("realisid_core.locations")
+    locations = pack_module("realisid_core.people.locations")
     cols = math.ceil(math.sqrt(faces))
     rows = math.ceil(faces / cols)
     boxes = [[(c + 0.5) / cols, (r + 0.5) / rows, FACE_SIZE, FACE_SIZE]
@@ -95,12 +95,12 @@ def global_control(setup: Setup):
 
 def local_control(setup: Setup, faces: int, sequential: bool = False, previous=None):
     controls = pack_module("nodes.controls")
-    local_branch = pack_module("realisid_core.local_branch")
+    local_branch = pack_module("realisid_core.branches.local")
     settings = local_branch.LocalBranchSettings(setup.working_size, 1.6, 0.15)
-    tokens = pack_module("realisid_core.identity_tokens").IdentityTokens(
+    tokens = pack_module("realisid_core.people.identity").IdentityTokens(
         torch.randn(faces, setup.family.tokens, setup.family.context_dim) * 0.5,
         torch.randn(1, setup.family.tokens, setup.family.context_dim) * 0.5)
-    poses = (pack_module("realisid_core.face_pose").frontal_pose(),) * faces
+    poses = (pack_module("realisid_core.faces.pose").frontal_pose(),) * faces
     spec = controls.LocalBranchSpec(face_locations(faces, setup.resolution), poses, "realisid-pose-v1-68", tokens,
                                     torch.ones(faces), settings)
     c = controls.LocalBranchControl.from_controlnet(setup.controlnet, spec)
@@ -185,7 +185,7 @@ def passes(setup: Setup, faces_list: list[int], log) -> dict:
     """Whole sampling passes of `steps` steps: RealisID (U-Net + global + local, one pass) for F faces,
     against the detailer route: a base pass (U-Net + one ControlNet) then one pass per face at the
     working size (crop the face's latent region, up-sample, `steps` steps of U-Net + ControlNet, paste)."""
-    geometry = pack_module("realisid_core.geometry")
+    geometry = pack_module("realisid_core.branches.geometry")
     cond = setup.cond()
     sigmas = setup.sigmas()
     repeats = setup.repeats

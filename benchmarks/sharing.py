@@ -48,7 +48,7 @@ def controlnet_copies(setup) -> dict:
 
 
 def face_analysis(images: int = 20) -> dict:
-    """Images per second through realisid_core.face_analyzer on the CPU, with the tests' fake packs
+    """Images per second through realisid_core.faces.analyzer on the CPU, with the tests' fake packs
     (real file signatures, tiny graphs): the pipeline's own cost, not the real models' compute."""
     try:
         import insightface  # noqa: F401
@@ -56,8 +56,8 @@ def face_analysis(images: int = 20) -> dict:
         from fixtures.fake_insightface import fake_insightface_root, paint_face
     except ImportError as e:
         return {"status": f"not measured: {e}"}
-    analyzer_mod = pack_module("realisid_core.face_analyzer")
-    packs = pack_module("realisid_core.face_packs")
+    analyzer_mod = pack_module("realisid_core.faces.analyzer")
+    packs = pack_module("realisid_core.faces.packs")
     folder = packs.find_pack_folder([fake_insightface_root()], "antelopev2", "benchmark")
     a = analyzer_mod.get_analyzer(folder, "antelopev2", "CPU", 640)
     b = analyzer_mod.get_analyzer(folder, "antelopev2", "CPU", 640)

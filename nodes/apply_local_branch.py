@@ -1,10 +1,10 @@
 """RealisID Apply Local Branch: identity and pose-expression control at full detail on every face."""
-from ..realisid_core.branch_description import BranchDescription
-from ..realisid_core.crop_budget import working_size_cost, working_size_range
+from ..realisid_core.models.description import BranchDescription
+from ..realisid_core.branches.budget import working_size_cost, working_size_range
 from ..realisid_core.errors import RealisIDInputError
-from ..realisid_core.hint_formats import hint_format
-from ..realisid_core.local_branch import LocalBranchSettings
-from ..realisid_core.people import People
+from ..realisid_core.signals.hints import hint_format
+from ..realisid_core.branches.local import LocalBranchSettings
+from ..realisid_core.people.people import People
 from .conditioning import STRENGTH_AND_WINDOW, attach_control, chain_control
 from .controlnet_loader import description_of
 from .controls import LocalBranchControl, LocalBranchSpec, controlnet_layout

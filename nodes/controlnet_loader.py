@@ -4,7 +4,7 @@ import logging
 import comfy.controlnet
 import folder_paths
 
-from ..realisid_core.branch_description import KNOWN_CONTROLNETS, BranchDescription, guess_known_kind
+from ..realisid_core.models.description import KNOWN_CONTROLNETS, BranchDescription, guess_known_kind
 from ..realisid_core.errors import RealisIDInputError
 
 NODE = "RealisID Load ControlNet"

@@ -18,18 +18,18 @@ import comfy.model_base
 import comfy.model_management
 import comfy.utils
 
-from ..realisid_core.crop_budget import crops_memory_bytes, crops_per_forward
+from ..realisid_core.branches.budget import crops_memory_bytes, crops_per_forward
 from ..realisid_core.errors import RealisIDInputError
-from ..realisid_core.face_pose import FacePose
-from ..realisid_core.geometry import regions_from_locations
-from ..realisid_core.guidance import render_location_guidance
-from ..realisid_core.hint_formats import render_branch_hints
-from ..realisid_core.identity_tokens import IdentityTokens
-from ..realisid_core.local_branch import LatentWindow, LocalBranchSettings, crop_index, plan_window, run_local_branch
-from ..realisid_core.locations import FaceLocations
-from ..realisid_core.residuals import add_residuals, scale_residuals
+from ..realisid_core.faces.pose import FacePose
+from ..realisid_core.branches.geometry import regions_from_locations
+from ..realisid_core.signals.guidance import render_location_guidance
+from ..realisid_core.signals.hints import render_branch_hints
+from ..realisid_core.people.identity import IdentityTokens
+from ..realisid_core.branches.local import LatentWindow, LocalBranchSettings, crop_index, plan_window, run_local_branch
+from ..realisid_core.people.locations import FaceLocations
+from ..realisid_core.branches.residuals import add_residuals, scale_residuals
 from .conditioning import AREA_KEY
-from ..realisid_core.unet_layout import (ControlLayout, layout_from_config, layout_from_controlnet, mismatch,
+from ..realisid_core.branches.layouts import (ControlLayout, layout_from_config, layout_from_controlnet, mismatch,
                                          shape_errors)
 
 CONTROL_NET_INPUT = "control_net"

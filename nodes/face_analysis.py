@@ -7,12 +7,12 @@ import comfy.utils
 import folder_paths
 
 from ..realisid_core.errors import RealisIDInputError
-from ..realisid_core.face_analyzer import DETECTION_SIZES, PROVIDER_CHOICES, get_analyzer
-from ..realisid_core.face_images import images_to_bgr_uint8
-from ..realisid_core.face_packs import DEFAULT_PACK, PACKS, find_pack_folder
-from ..realisid_core.face_preview import draw_faces
-from ..realisid_core.faces import SELECTIONS, Faces, select_faces
-from ..realisid_core.identity import join_identities, mean_identity
+from ..realisid_core.faces.analyzer import DETECTION_SIZES, PROVIDER_CHOICES, get_analyzer
+from ..realisid_core.faces.images import images_to_bgr_uint8
+from ..realisid_core.faces.packs import DEFAULT_PACK, PACKS, find_pack_folder
+from ..realisid_core.signals.previews import draw_faces
+from ..realisid_core.faces.detected import SELECTIONS, Faces, select_faces
+from ..realisid_core.people.identity import join_identities, mean_identity
 from .paths import INSIGHTFACE_FOLDER
 from .previews import with_preview
 

@@ -5,8 +5,8 @@ import comfy.model_management
 import comfy.model_patcher
 import folder_paths
 
-from ..realisid_core.id_projector import load_projector, project
-from ..realisid_core.model_cache import SharedModels
+from ..realisid_core.models.projector import load_projector, project
+from ..realisid_core.cache import SharedModels
 from .paths import REALISID_FOLDER
 
 LOADER = "RealisID ID Projector Loader"

@@ -20,16 +20,16 @@ import comfy.model_management
 import comfy.model_patcher
 import folder_paths
 
-from ..realisid_core.branch_description import INSTANTID_IDENTITYNET, BranchDescription
+from ..realisid_core.models.description import INSTANTID_IDENTITYNET, BranchDescription
 from ..realisid_core.errors import RealisIDInputError
-from ..realisid_core.hint_formats import hint_format
-from ..realisid_core.identity import Identity, join_identities
-from ..realisid_core.identity_attention import (TokenRegions, add_identity_attention, cross_attention_layers,
+from ..realisid_core.signals.hints import hint_format
+from ..realisid_core.people.identity import Identity, join_identities
+from ..realisid_core.branches.identity_attention import (TokenRegions, add_identity_attention, cross_attention_layers,
                                                 describe_layers, region_weights, token_grid)
-from ..realisid_core.identity_tokens import IdentityTokens
-from ..realisid_core.instantid_adapter import GET_IT, InstantIDAdapter, load_adapter
-from ..realisid_core.model_cache import SharedModels
-from ..realisid_core.people import People
+from ..realisid_core.people.identity import IdentityTokens
+from ..realisid_core.models.instantid import GET_IT, InstantIDAdapter, load_adapter
+from ..realisid_core.cache import SharedModels
+from ..realisid_core.people.people import People
 from .apply_local_branch import FEATHER, WORKING_SIZE, local_branch_conditioning
 from .controlnet_loader import DESCRIPTION_ATTRIBUTE
 from .controls import CONTROL_NET_INPUT, RealisIDControl, controlnet_layout, model_layout, uncond_rows

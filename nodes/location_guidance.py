@@ -3,8 +3,8 @@
 The `locations` text is the source of truth (one face per line, line k = person k); the canvas in
 web/location_canvas.js only edits that text. The picture's size comes from a connected latent,
 else a layout picture, else the width/height widgets."""
-from ..realisid_core.location_preview import draw_location_preview, fit_background
-from ..realisid_core.locations import MAX_FACES, parse_locations
+from ..realisid_core.signals.previews import draw_location_preview, fit_background
+from ..realisid_core.people.locations import MAX_FACES, parse_locations
 from .previews import save_temp_images, with_preview
 
 NODE = "RealisID Location Guidance"

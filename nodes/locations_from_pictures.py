@@ -1,9 +1,9 @@
 """Face locations read from pictures: a layout photo's faces, or a MASK's regions."""
 import dataclasses
 
-from ..realisid_core.location_preview import draw_people
+from ..realisid_core.signals.previews import draw_people
 from .previews import with_preview
-from ..realisid_core.locations_from_pictures import locations_from_faces, locations_from_mask
+from ..realisid_core.people.from_pictures import locations_from_faces, locations_from_mask
 
 FROM_FACES = "RealisID Locations From Faces"
 FROM_MASK = "RealisID Locations From Mask"

@@ -1,7 +1,7 @@
 """People nodes: a person (identity, place, pose, strength), and people gathered in order."""
 from ..realisid_core.errors import RealisIDInputError
-from ..realisid_core.location_preview import draw_people
-from ..realisid_core.people import MAX_PEOPLE, People, Person, Place, box_from_fractions, people_from_locations
+from ..realisid_core.signals.previews import draw_people
+from ..realisid_core.people.people import MAX_PEOPLE, People, Person, Place, box_from_fractions, people_from_locations
 from .previews import with_preview
 
 PERSON = "RealisID Person"

@@ -2,9 +2,9 @@
 import torch
 
 from ..realisid_core.errors import RealisIDInputError
-from ..realisid_core.face_pose import FacePose
-from ..realisid_core.locations import FaceLocations
-from ..realisid_core.location_preview import draw_people
+from ..realisid_core.faces.pose import FacePose
+from ..realisid_core.people.locations import FaceLocations
+from ..realisid_core.signals.previews import draw_people
 from .previews import with_preview
 
 NODE = "RealisID Pose & Expression"

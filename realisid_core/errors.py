@@ -1,12 +1,46 @@
-"""One error type for bad user input, worded so an artist knows what to change."""
+"""Errors for bad user input, worded so an artist knows what to change, and optional packages imported
+when a node runs, with an error that says what to install. Messages carry a manual "RealisID: " prefix
+where they are logged, because ComfyUI's log format does not print the logger name."""
+from __future__ import annotations
+
+import importlib
 
 
 class RealisIDInputError(ValueError):
-    """Bad input to a RealisID node: names the node, the input and the fix."""
+    """Bad input: names the input, the problem and the fix, and the node in the artist's graph once the
+    adapter that called the engine has said which (`with_node`). Call it with keywords."""
 
-    def __init__(self, node: str, input_name: str, problem: str, fix: str):
+    def __init__(self, node: str | None = None, input_name: str = "", problem: str = "", fix: str = ""):
         self.node = node
         self.input_name = input_name
         self.problem = problem
         self.fix = fix
-        super().__init__(f"{node}: input '{input_name}': {problem}. Fix: {fix}")
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = f"{self.node}: " if self.node else ""
+        return f"{where}input '{self.input_name}': {self.problem}. Fix: {self.fix}"
+
+    def with_node(self, node: str) -> "RealisIDInputError":
+        """This error attributed to `node` (the node in the artist's graph); an error that already names a
+        node keeps it."""
+        if not self.node:
+            self.node = node
+            self.args = (self._message(),)
+        return self
+
+
+class MissingDependencyError(ImportError):
+    """A node needs a package that is not installed in ComfyUI's Python."""
+
+
+def require(module: str, node: str, pip_name: str | None = None):
+    """Import `module` or raise a MissingDependencyError naming the node and the pip command."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        pkg = pip_name or module
+        raise MissingDependencyError(
+            f"{node} needs the Python package '{pkg}', which is not installed ({exc}). "
+            f"Fix: install it into ComfyUI's Python: python -m pip install {pkg} "
+            f"(or pip install -r requirements.txt in the ComfyUI-RealisID folder), then restart ComfyUI.") from exc

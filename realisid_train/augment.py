@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realisid_core.face_pose import FacePose
-from realisid_core.pose_expression import mirror_box, mirror_points
+from realisid_core.faces.pose import FacePose
+from realisid_core.faces.pose import mirror_box, mirror_points
 
 from .manifest import FaceRecord
 

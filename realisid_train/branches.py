@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from realisid_core.geometry import RegionPlan
-from realisid_core.hint_formats import render_branch_hints
-from realisid_core.id_projector import IDProjector
-from realisid_core.local_branch import LocalBranchSettings, plan_local_branch
-from realisid_core.locations import FaceLocations
+from realisid_core.branches.geometry import RegionPlan
+from realisid_core.signals.hints import render_branch_hints
+from realisid_core.models.projector import IDProjector
+from realisid_core.branches.local import LocalBranchSettings, plan_local_branch
+from realisid_core.people.locations import FaceLocations
 
 
 def settings_of(local_section) -> LocalBranchSettings:
@@ -115,7 +115,7 @@ class Branches(nn.Module):
 
     def identity_tokens(self, embeddings: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
         """Tokens [N, K, D]; rows with `drop` get the null identity: the projector of a zero embedding,
-        exactly the tokens the nodes give CFG's unconditional side (realisid_core.id_projector.project)."""
+        exactly the tokens the nodes give CFG's unconditional side (realisid_core.models.projector.project)."""
         dtype = self.projector.proj.weight.dtype
         embeddings = torch.where(drop.view(-1, 1), torch.zeros_like(embeddings), embeddings)
         return self.projector(embeddings.to(dtype))

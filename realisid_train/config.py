@@ -199,7 +199,7 @@ def from_dict(data: dict) -> Config:
 
 def validate(config: Config) -> None:
     """Refuse settings that cannot work, naming the setting and its allowed values."""
-    from realisid_core.hint_formats import HINT_FORMATS
+    from realisid_core.signals.hints import HINT_FORMATS
 
     def one_of(where, value, allowed):
         if value not in allowed:

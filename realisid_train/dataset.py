@@ -14,8 +14,8 @@ import os
 import numpy as np
 import torch
 
-from realisid_core.guidance import render_location_guidance
-from realisid_core.hint_formats import hint_format
+from realisid_core.signals.guidance import render_location_guidance
+from realisid_core.signals.hints import hint_format
 
 from .augment import ScaleDistribution, compose
 from .branches import local_hints, local_plan
@@ -122,7 +122,7 @@ class TrainingStream(torch.utils.data.Dataset):
 
 def locations_of(boxes: np.ndarray):
     """FaceLocations of (cx, cy, w, h) fraction boxes [F, 4] (fractions fit any picture size)."""
-    from realisid_core.locations import FaceLocations
+    from realisid_core.people.locations import FaceLocations
     return FaceLocations(torch.as_tensor(np.asarray(boxes, np.float64)).reshape(-1, 4), 0, 0)
 
 

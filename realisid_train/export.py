@@ -19,8 +19,8 @@ import re
 
 import torch
 
-from realisid_core.branch_description import BranchDescription
-from realisid_core.guidance import LOCATION_GUIDANCE_FORMAT
+from realisid_core.models.description import BranchDescription
+from realisid_core.signals.guidance import LOCATION_GUIDANCE_FORMAT
 
 from .config import FAMILY_TAGS, Config, load_config
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from realisid_core.id_projector import IDProjector
+from realisid_core.models.projector import IDProjector
 
 from .branches import Branches
 from .config import Config, ConfigError

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from realisid_core.face_images import MIN_SIDE
+from realisid_core.faces.images import MIN_SIDE
 
 from .manifest import DROPPED, MANIFEST, STATE, read_json, read_jsonl, write_json, write_jsonl, write_shard
 from .photos import UnreadablePhoto, list_photos, load_photo, read_caption, signature
@@ -128,7 +128,7 @@ def analyse_photo(analyzer, root: str, rel: str, sig: list, settings: PrepareSet
     face = usable[0]
     pose = face.pose
     if pose is None and face.landmarks_3d_68 is not None:
-        from realisid_core.pose_expression import head_pose_68
+        from realisid_core.faces.pose import head_pose_68
         pose = head_pose_68(face.landmarks_3d_68)
     rid = record_id(rel, sig)
     row = {"id": rid, "path": rel, "signature": sig, "width": width, "height": height, "caption": read_caption(path),
@@ -140,9 +140,9 @@ def analyse_photo(analyzer, root: str, rel: str, sig: list, settings: PrepareSet
 
 
 def load_analyzer(insightface_root: str, settings: PrepareSettings):
-    """The pack's analyzer (realisid_core.face_analyzer), found in <root>/models/<pack> as the nodes find it."""
-    from realisid_core.face_analyzer import get_analyzer
-    from realisid_core.face_packs import find_pack_folder
+    """The pack's analyzer (realisid_core.faces.analyzer), found in <root>/models/<pack> as the nodes find it."""
+    from realisid_core.faces.analyzer import get_analyzer
+    from realisid_core.faces.packs import find_pack_folder
 
     folder = find_pack_folder([insightface_root], settings.pack, NODE)
     return get_analyzer(folder, settings.pack, settings.provider, settings.detection_size, NODE)

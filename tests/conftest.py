@@ -42,7 +42,7 @@ def tiny():
     if not HOST_PRESENT:
         pytest.skip(NO_HOST_REASON)
     from fixtures import tiny_models
-    from realisid_core.branch_description import BranchDescription
+    from realisid_core.models.description import BranchDescription
     files = {"sd15": tiny_models.sd15_checkpoint(), "sd15_cn": tiny_models.sd15_controlnet(),
              "sd15_cn_b": tiny_models.sd15_controlnet(seed=11), "sd15_cn_c": tiny_models.sd15_controlnet(seed=12),
              "sdxl": tiny_models.sdxl_unet(), "sdxl_cn": tiny_models.sdxl_controlnet()}
@@ -90,7 +90,7 @@ def workflow_server(server, tiny, tmp_path_factory):
              "insightface/models/antelopev2": Path(fake_insightface_root()) / "models" / "antelopev2"}
     projector = tmp_path_factory.mktemp("projector") / "projector.safetensors"
     torch.manual_seed(0)
-    weights = pack_module("realisid_core.id_projector").IDProjector(512, 4, 768).state_dict()
+    weights = pack_module("realisid_core.models.projector").IDProjector(512, 4, 768).state_dict()
     save_file({k: v.contiguous() for k, v in weights.items()}, str(projector))
     links["realisid/realisid_id_projector_sd15.safetensors"] = projector
     from fixtures import instantid_models  # InstantID's files for the SDXL examples, in their published layouts

@@ -199,9 +199,9 @@ def thumbnail(w: Workflow, path: Path):
     import numpy as np
     from PIL import Image
 
-    from realisid_core.face_pose import frontal_pose
-    from realisid_core.location_preview import draw_people
-    from realisid_core.locations import parse_locations
+    from realisid_core.faces.pose import frontal_pose
+    from realisid_core.signals.previews import draw_people
+    from realisid_core.people.locations import parse_locations
     faces = next(n for n in w.api.values() if n["class_type"] == "RealisID_LocationGuidance")
     size = next(n for n in w.api.values() if n["class_type"] == "EmptyLatentImage")["inputs"]
     locations = parse_locations(faces["inputs"]["locations"], size["width"], size["height"])

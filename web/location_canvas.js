@@ -300,7 +300,7 @@ class LocationCanvas {
         ctx.clearRect(0, 0, c.clientWidth, c.clientHeight);
         const { frame, view: v } = this.state;
 
-        ctx.fillStyle = "#202020"; // the node's dark frame (realisid_core/location_preview.py FRAME_GREY)
+        ctx.fillStyle = "#202020"; // the node's dark frame (realisid_core/signals/previews.py FRAME_GREY)
         ctx.fillRect(v.x, v.y, v.w, v.h);
         const image = frame.background && this.image(frame.background);
         if (image?.complete && image.naturalWidth) {

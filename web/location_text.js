@@ -3,12 +3,12 @@
 // The text is the source of truth: one face per line, line k = person k, `cx cy size` (a square
 // face, size as a fraction of the picture's shorter side) or `cx cy w h` (fractions of the
 // picture's width and height); commas or spaces separate numbers, `#` starts a note. This module
-// reads it the way realisid_core/locations.py `parse_locations` does, and rewrites only the line
+// reads it the way realisid_core/people/locations.py `parse_locations` does, and rewrites only the line
 // of the face that changed, keeping every other line, note and blank line as the artist wrote it.
 // No ComfyUI imports here: the canvas (location_canvas.js) and the tests use these functions.
 
 export const MAX_FACES = 8;
-// Person k is drawn in PERSON_COLOURS[k - 1]; realisid_core/location_preview.py holds the same list.
+// Person k is drawn in PERSON_COLOURS[k - 1]; realisid_core/signals/previews.py holds the same list.
 export const PERSON_COLOURS = ["#ff5a5a", "#4fc3f7", "#ffd54f", "#81c784", "#ba68c8", "#ff8a65", "#4db6ac", "#f06292"];
 export const DECIMALS = 3;
 

@@ -29,7 +29,7 @@ def evaluate(people: str, runs: list[str], out: str, recogniser: str = "auto", c
             raise BatchError(f"run '{name}': {folder} is not a folder")
     chosen = choose_recogniser(recogniser, conditioning_pack, insightface_roots or default_insightface_roots())
     reader = FaceReader(chosen, provider)
-    from realisid_core.face_packs import PACKS
+    from realisid_core.faces.packs import PACKS
     result = {"recogniser": {"pack": chosen.pack, "file": PACKS[chosen.pack].recognition, "folder": chosen.folder,
                              "note": chosen.note},
               "conditioning_pack": conditioning_pack, "min_iou": min_iou,

@@ -1,4 +1,4 @@
-"""Faces in pictures through the pack's own analyzer (realisid_core.face_analyzer), with the evaluation's recogniser.
+"""Faces in pictures through the pack's own analyzer (realisid_core.faces.analyzer), with the evaluation's recogniser.
 
 The recogniser that measures identity should not be the one that conditioned the pictures (a
 method tuned to one ArcFace can fool that ArcFace), so by default another installed insightface
@@ -31,14 +31,14 @@ class Recogniser:
     note: str | None = None
 
     def describe(self) -> str:
-        from realisid_core.face_packs import PACKS
+        from realisid_core.faces.packs import PACKS
         return f"{self.pack} ({PACKS[self.pack].recognition}) from {self.folder}"
 
 
 def choose_recogniser(requested: str, conditioning: str, roots: list[str]) -> Recogniser:
     """The pack that measures: `requested`, or (auto) an installed pack other than the conditioning one."""
     from realisid_core.errors import RealisIDInputError
-    from realisid_core.face_packs import PACKS, find_pack_folder
+    from realisid_core.faces.packs import PACKS, find_pack_folder
 
     def folder(pack):
         return find_pack_folder(roots, pack, "realisid_batch evaluate", "--recogniser")
@@ -77,8 +77,8 @@ class FaceReader:
     """Analyses pictures (each once) with one pack."""
 
     def __init__(self, recogniser: Recogniser, provider: str = "auto", detection_size: int = 640):
-        from realisid_core.face_analyzer import get_analyzer
-        from realisid_core.optional import MissingDependencyError
+        from realisid_core.faces.analyzer import get_analyzer
+        from realisid_core.errors import MissingDependencyError
         try:
             self.analyzer = get_analyzer(recogniser.folder, recogniser.pack, provider, detection_size,
                                          node="realisid_batch evaluate")

@@ -94,8 +94,8 @@ def _faces(result, run):
 
 def _embedding(insightface_root, pack, path):
     """A reference embedding straight from the analyzer, for the numbers the evaluation must give."""
-    from realisid_core.face_analyzer import get_analyzer
-    from realisid_core.face_packs import find_pack_folder
+    from realisid_core.faces.analyzer import get_analyzer
+    from realisid_core.faces.packs import find_pack_folder
     from realisid_batch.evaluation.faces import read_bgr
     analyzer = get_analyzer(find_pack_folder([insightface_root], pack, "test"), pack, "CPU", 640)
     return max(analyzer.analyze(read_bgr(path)), key=lambda f: f.area).embedding

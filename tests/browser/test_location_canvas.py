@@ -12,7 +12,7 @@ import requests
 
 from fixtures.browser_wait import wait_for
 from realisid_core.errors import RealisIDInputError
-from realisid_core.locations import parse_locations
+from realisid_core.people.locations import parse_locations
 
 pytestmark = pytest.mark.usefixtures("browser")
 

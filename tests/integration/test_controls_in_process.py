@@ -30,8 +30,8 @@ def comfy(tiny):
 
 
 def make_people(places=PLACES, width=128, height=96, identity=None, poses=None, strengths=None):
-    core = pack_module("realisid_core.people")
-    locations = pack_module("realisid_core.locations").parse_locations(places, width, height)
+    core = pack_module("realisid_core.people.people")
+    locations = pack_module("realisid_core.people.locations").parse_locations(places, width, height)
     people = core.people_from_locations(locations, tokens=identity, poses=poses)
     if strengths is not None:
         people = core.People(tuple(core.with_strength(p, s) for p, s in zip(people.persons, strengths)))
@@ -39,7 +39,7 @@ def make_people(places=PLACES, width=128, height=96, identity=None, poses=None, 
 
 
 def tokens(n=2, width=768, seed=3):
-    cls = pack_module("realisid_core.identity_tokens").IdentityTokens
+    cls = pack_module("realisid_core.people.identity").IdentityTokens
     g = torch.Generator().manual_seed(seed)
     return cls(torch.randn(n, 4, width, generator=g), torch.randn(1, 4, width, generator=g))
 
@@ -120,7 +120,7 @@ def level_masks(regions_of, r, geometry, size=32, height=12):
 
 
 def test_local_residuals_stay_inside_the_face_regions(comfy, people):
-    geometry = pack_module("realisid_core.geometry")
+    geometry = pack_module("realisid_core.branches.geometry")
     out = residuals(comfy, local(comfy, people, feather=0.0)[0])
     regions = geometry.regions_from_locations(people.locations("t"), 12, 16, 1.6)
     for r in out["output"] + out["middle"]:
@@ -132,7 +132,7 @@ def test_local_residuals_stay_inside_the_face_regions(comfy, people):
 
 def test_each_person_has_their_own_strength(comfy):
     """Person 2 at strength 0 leaves their region untouched; person 1's region is as at full strength."""
-    geometry = pack_module("realisid_core.geometry")
+    geometry = pack_module("realisid_core.branches.geometry")
     both = residuals(comfy, local(comfy, make_people(), feather=0.0)[0])
     first_only = residuals(comfy, local(comfy, make_people(strengths=[1.0, 0.0]), feather=0.0)[0])
     regions = geometry.regions_from_locations(make_people().locations("t"), 12, 16, 1.6)
@@ -234,8 +234,8 @@ def test_hints_are_drawn_where_the_crop_puts_each_face(comfy, tiny):
     import dataclasses
 
     from comfy.controlnet import load_controlnet
-    geometry = pack_module("realisid_core.geometry")
-    face_pose = pack_module("realisid_core.face_pose")
+    geometry = pack_module("realisid_core.branches.geometry")
+    face_pose = pack_module("realisid_core.faces.pose")
     pose = face_pose.FacePose.from_points(np.array([[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]], float),
                                           (0, 0, 100, 100))
     people = make_people(poses=[pose])
@@ -245,7 +245,7 @@ def test_hints_are_drawn_where_the_crop_puts_each_face(comfy, tiny):
     control = host_node("RealisID_ApplyLocalBranch").apply(comfy["positive"], comfy["negative"], net, people, 1.0,
                                                            0.0, 1.0, "as trained", 0.15)[0][0][1]["control"]
     control.pre_run(comfy["model"].model, lambda p: 0.5)
-    window = pack_module("realisid_core.local_branch").LatentWindow.whole(12, 16)
+    window = pack_module("realisid_core.branches.local").LatentWindow.whole(12, 16)
     hints = control._hints(window, torch.device("cpu"), torch.float32)  # [F, 3, 256, 256]
     regions = geometry.regions_from_locations(people.locations("t"), 12, 16, 1.6)
     for f, (cx, cy, w, h) in enumerate(people.locations("t").boxes.tolist()):
@@ -355,7 +355,7 @@ def test_places_for_a_picture_of_another_shape_are_refused_naming_their_source(c
     assert residuals(comfy, local(comfy, people)[0], x=torch.randn(1, 4, 24, 32)) is not None  # same shape, twice the size
     mask_people = host_node("RealisID_LocationsFromMask").locate(
         torch.nn.functional.pad(torch.ones(1, 20, 20), (40, 68, 30, 46)), 0.0005)[0]
-    from_mask = pack_module("realisid_core.people").people_from_locations(mask_people)
+    from_mask = pack_module("realisid_core.people.people").people_from_locations(mask_people)
     with pytest.raises(errors.RealisIDInputError, match=r"come from RealisID Locations From Mask \(the mask\)"):
         residuals(comfy, local(comfy, from_mask)[0], x=square)
 
@@ -377,7 +377,7 @@ def test_short_memory_runs_the_crops_in_chunks_with_the_same_result(comfy, peopl
     control = local(comfy, people)[0][0][1]["control"]
     original = control.control_model.forward
     monkeypatch.setattr(control.control_model, "forward", lambda *a, **k: forwards.append(1) or original(*a, **k))
-    budget = pack_module("realisid_core.crop_budget")
+    budget = pack_module("realisid_core.branches.budget")
     room = (budget.activation_bytes_per_crop("cpu", "SD1.5", 32, 4, 320)
             + 2 * budget.kept_bytes_per_crop("SD1.5", 32, 4, 320))  # room for one crop per forward
     monkeypatch.setattr(mm, "get_free_memory", lambda dev=None, torch_free_too=False: (room, room) if torch_free_too else room)
@@ -395,7 +395,7 @@ def test_short_memory_runs_the_crops_in_chunks_with_the_same_result(comfy, peopl
 def test_area_conditioning_keeps_faces_where_they_were_placed(comfy, monkeypatch, area, faces, inside):
     """Through the real KSampler: Conditioning (Set Area) hands the control only its area of the latent;
     the residuals land on the faces' places in that area (a face outside it is absent), not moved into it."""
-    geometry = pack_module("realisid_core.geometry")
+    geometry = pack_module("realisid_core.branches.geometry")
     controls = pack_module("nodes.controls")
     calls = []
     original = controls.LocalBranchControl.get_control
@@ -451,6 +451,6 @@ def test_the_crops_memory_is_reported_to_comfyui(comfy, people):
     """ComfyUI frees memory for sampling from what controls report: the crops' activations are in it."""
     control = local(comfy, people)[0][0][1]["control"]
     weights_only = type(control).__mro__[2].inference_memory_requirements(control, torch.float16)
-    budget = pack_module("realisid_core.crop_budget")
+    budget = pack_module("realisid_core.branches.budget")
     crops = budget.crops_memory_bytes("cpu", "SD1.5", 32, 2, 4, budget.crops_per_forward("cpu", 32, "SD1.5", 2, None, 4))
     assert control.inference_memory_requirements(torch.float16) == weights_only + crops > weights_only

@@ -26,7 +26,7 @@ def host(tmp_path_factory):
     folder_paths.add_model_folder_path("insightface", fake_insightface_root(), is_default=True)
     realisid = tmp_path_factory.mktemp("realisid")
     from safetensors.torch import save_file
-    projector = pack_module("realisid_core.id_projector").IDProjector(512, 4, 768)
+    projector = pack_module("realisid_core.models.projector").IDProjector(512, 4, 768)
     save_file({k: v.contiguous() for k, v in projector.state_dict().items()}, str(realisid / "realisid_id_proj.safetensors"))
     folder_paths.add_model_folder_path("realisid", str(realisid), is_default=True)
     return host_node, pack_module
@@ -65,7 +65,7 @@ def test_two_loader_nodes_get_the_same_analyzer(host):
     a = node("RealisID_FaceAnalysisLoader").load("antelopev2", "CPU", "640")[0]
     b = node("RealisID_FaceAnalysisLoader").load("antelopev2", "CPU", "640")[0]
     assert a is b
-    assert len([k for k in pack_module("realisid_core.face_analyzer").cached_analyzers() if k == a.key]) == 1
+    assert len([k for k in pack_module("realisid_core.faces.analyzer").cached_analyzers() if k == a.key]) == 1
     assert node("RealisID_FaceAnalysisLoader").load("buffalo_l", "CPU", "640")[0] is not a  # nested layout found
 
 
@@ -106,7 +106,7 @@ def test_identity_tokens_and_three_identities_for_two_locations(host):
     (projector,) = node("RealisID_IDProjectorLoader").load("realisid_id_proj.safetensors")
     assert node("RealisID_IDProjectorLoader").load("realisid_id_proj.safetensors")[0] is projector
     (tokens,) = node("RealisID_IdentityTokens").project(projector, three)
-    assert isinstance(tokens, pack_module("realisid_core.identity_tokens").IdentityTokens)
+    assert isinstance(tokens, pack_module("realisid_core.people.identity").IdentityTokens)
     assert tokens.tokens.shape == (3, 4, 768)
     two = node("RealisID_LocationsFromFaces").locate(
         node("RealisID_FaceAnalysis").analyze(analyzer, as_image(layout_photo()), "all, left to right", 0, 0.5, True)[0], 0)[0]
@@ -129,7 +129,7 @@ def test_layout_photo_to_locations_to_people_with_poses(host):
     # the mirrored pose is the pose of the face in the mirrored photo
     mirrored_faces, _ = node("RealisID_FaceAnalysis").analyze(analyzer, as_image(layout_photo()[:, ::-1]),
                                                               "all, left to right", 0, 0.5, True)
-    again = pack_module("realisid_core.face_pose").FacePose.from_face(mirrored_faces.faces[1])
+    again = pack_module("realisid_core.faces.pose").FacePose.from_face(mirrored_faces.faces[1])
     np.testing.assert_allclose(both[0].keypoints, again.keypoints, atol=0.02)
     people, people_preview = node("RealisID_PeopleFromLocations").make(locations, 1.0, poses=pose)
     assert people.count == 2 and all(p.pose is pose[0] for p in people.persons)
@@ -147,7 +147,7 @@ def test_layout_photo_to_locations_to_people_with_poses(host):
 def test_missing_insightface_or_onnxruntime_says_what_to_install(host, monkeypatch):
     node, pack_module = host
     import nodes
-    pack_module("realisid_core.face_analyzer").release_all()
+    pack_module("realisid_core.faces.analyzer").release_all()
     for missing, pip_name in (("onnxruntime", "onnxruntime-gpu"), ("insightface", "insightface")):
         with monkeypatch.context() as m:
             m.setitem(sys.modules, missing, None)  # what `import` sees when the package is not installed

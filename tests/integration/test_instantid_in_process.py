@@ -63,7 +63,7 @@ def xl(tmp_path_factory):
     identitynet = instantid_models.identitynet_folder()
     vega = sdxl_model(instantid_models.VEGA_UNET, device="meta")  # shapes and model sampling only
     tiny = sdxl_model(TINY_XL)
-    tiny_widths = [layer.width for layer in pack_module("realisid_core.identity_attention")
+    tiny_widths = [layer.width for layer in pack_module("realisid_core.branches.identity_attention")
                    .cross_attention_layers(tiny.model.diffusion_model)]
     save_adapter(folder, "realisid_test_vega_adapter.bin", instantid_models.VEGA_CROSS_ATTENTION, **SMALL_RESAMPLER)
     save_adapter(folder, "realisid_test_tiny_adapter.bin", tiny_widths, seed=5, **SMALL_RESAMPLER)
@@ -77,14 +77,14 @@ def xl(tmp_path_factory):
 
 
 def identity(seed, pack="antelopev2", norm=24.0):
-    core = pack_module("realisid_core.identity")
+    core = pack_module("realisid_core.people.identity")
     vector = torch.randn(1, 512, generator=torch.Generator().manual_seed(seed))
     return core.Identity(core.unit(vector), torch.tensor([norm]), pack)
 
 
 def people(boxes, identities, frame=(256, 256)):
-    core = pack_module("realisid_core.people")
-    pose = pack_module("realisid_core.face_pose").FacePose
+    core = pack_module("realisid_core.people.people")
+    pose = pack_module("realisid_core.faces.pose").FacePose
     persons = []
     for box, ident in zip(boxes, identities):
         cx, cy, w, h = box
@@ -150,7 +150,7 @@ def test_local_branch_calls_identitynet_the_way_instantids_pipeline_calls_diffus
     from diffusers import ControlNetModel
     from diffusers.loaders.unet import UNet2DConditionLoadersMixin
     loader = pack_module("nodes.controlnet_loader")
-    described = pack_module("realisid_core.branch_description").INSTANTID_IDENTITYNET
+    described = pack_module("realisid_core.models.description").INSTANTID_IDENTITYNET
     cn = xl["controlnet"].copy()
     setattr(cn, loader.DESCRIPTION_ATTRIBUTE, replace(described, working_size=16))  # 128-px hints: CPU speed
     person = identity(7)
@@ -223,7 +223,7 @@ def test_layers_in_diffusers_processor_order_are_comfyuis_block_keys():
     layer n, with the same width, in the blocks the reference lists (middle last)."""
     diffusers = pytest.importorskip("diffusers")
     load_pack()
-    layers_of = pack_module("realisid_core.identity_attention").cross_attention_layers
+    layers_of = pack_module("realisid_core.branches.identity_attention").cross_attention_layers
     sdxl_diffusers = dict(block_out_channels=[320, 640, 1280], down_block_types=["DownBlock2D", "CrossAttnDownBlock2D",
                           "CrossAttnDownBlock2D"], up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
                           transformer_layers_per_block=[1, 2, 10], attention_head_dim=[5, 10, 20],
@@ -269,7 +269,7 @@ def latent_and_cond(batch=2, seed=4):
 
 def test_patch_fires_on_every_layer_and_chains_after_another_packs_replacement(xl):
     base = xl["tiny"]
-    layers = pack_module("realisid_core.identity_attention").cross_attention_layers(base.model.diffusion_model)
+    layers = pack_module("realisid_core.branches.identity_attention").cross_attention_layers(base.model.diffusion_model)
     assert any(layer.block[0] == "middle" for layer in layers)
     import comfy.ldm.modules.attention as attention
     seen = []
@@ -336,7 +336,7 @@ def test_first_layer_output_changes_only_in_each_persons_region(xl):
     """At the first cross-attention (before the U-Net mixes positions) a person's identity changes the
     attention output only inside their region, and each person's region gets their own."""
     import comfy.ldm.modules.attention as attention
-    layers = pack_module("realisid_core.identity_attention").cross_attention_layers(xl["tiny"].model.diffusion_model)
+    layers = pack_module("realisid_core.branches.identity_attention").cross_attention_layers(xl["tiny"].model.diffusion_model)
     first = layers[0]
     boxes = [(0.25, 0.3, 0.2, 0.2), (0.75, 0.7, 0.2, 0.2)]
     a, b, c = identity(5), identity(6), identity(7)
@@ -351,7 +351,7 @@ def test_first_layer_output_changes_only_in_each_persons_region(xl):
                    "sigmas": torch.full((2,), SIGMA)}
         outs[name] = patch(q, k, v, options)
         outs["base"] = attention.optimized_attention(q, k, v, first.width // 32)
-    weights = pack_module("realisid_core.identity_attention").region_weights(torch.tensor(boxes), 1.5, 8, 8)
+    weights = pack_module("realisid_core.branches.identity_attention").region_weights(torch.tensor(boxes), 1.5, 8, 8)
     person_1, person_2 = weights[0] > 0, weights[1] > 0
     outside = ~(person_1 | person_2)
     assert torch.equal(outs["ab"][:, outside], outs["base"][:, outside])
@@ -362,7 +362,7 @@ def test_first_layer_output_changes_only_in_each_persons_region(xl):
 
 
 def test_mask_replaces_the_grown_box_region(xl):
-    layers = pack_module("realisid_core.identity_attention").cross_attention_layers(xl["tiny"].model.diffusion_model)
+    layers = pack_module("realisid_core.branches.identity_attention").cross_attention_layers(xl["tiny"].model.diffusion_model)
     first = layers[0]
     mask = torch.zeros(1, 256, 256)
     mask[:, 128:, :] = 1  # the lower half of the picture, far from the face box
@@ -401,7 +401,7 @@ def test_refusals_name_the_problem(xl, tiny):
     with pytest.raises(errors.RealisIDInputError, match=r"person 2's identity was made with the buffalo_l pack.*"
                                                         r"trained on antelopev2"):
         apply(xl, people([(0.3, 0.4, 0.2, 0.2), (0.7, 0.4, 0.2, 0.2)], [identity(1), identity(2, pack="buffalo_l")]))
-    tokens = pack_module("realisid_core.identity_tokens").IdentityTokens(torch.zeros(1, 16, 2048), torch.zeros(1, 16, 2048))
+    tokens = pack_module("realisid_core.people.identity").IdentityTokens(torch.zeros(1, 16, 2048), torch.zeros(1, 16, 2048))
     given_tokens = people([(0.5, 0.45, 0.3, 0.3)], [None])
     given_tokens = type(given_tokens)((replace(given_tokens.persons[0], tokens=tokens),))
     with pytest.raises(errors.RealisIDInputError, match=r"person 1 was given ready identity tokens"):

@@ -25,7 +25,7 @@ def instantid_server(server):
     skimage_data = pytest.importorskip("skimage.data")
     from fixtures.fake_insightface import fake_insightface_root, paint_face
     from fixtures.host import pack_module
-    description = pack_module("realisid_core.branch_description")
+    description = pack_module("realisid_core.models.description")
     small = description.BranchDescription("local", "SDXL", hint_format="instantid-kps", working_size=16, margin=2.0,
                                           name="InstantID IdentityNet (test copy, working size 16)")
     identitynet = instantid_models.described_copy(

@@ -87,7 +87,7 @@ def test_outputs_and_words():
 
 
 def test_preview_numbers_people_in_line_order(node):
-    from realisid_core.location_preview import PERSON_COLOURS
+    from realisid_core.signals.previews import PERSON_COLOURS
     faces, preview = node.locate("0.8 0.5 0.2\n0.2 0.5 0.2", 400, 200)["result"]
     px = (preview[0] * 255).round().to(torch.int64)
     (x0a, y0a, _, y1a), (x0b, y0b, _, y1b) = faces.pixel_boxes().round().to(torch.int64).tolist()

@@ -28,7 +28,7 @@ def test_face_sizes_are_log_uniform_from_5_to_60_percent_of_the_picture_side():
 
 def record_with_face(width=400, height=300, box=(100.0, 120.0, 160.0, 190.0)):
     """A photo with a magenta face box and a record whose keypoints/landmarks are the mean face in that box."""
-    from realisid_core.face_pose import frontal_pose
+    from realisid_core.faces.pose import frontal_pose
     from realisid_train.manifest import FaceRecord
     rng = np.random.default_rng(1)
     photo = rng.integers(0, 200, (height, width, 3), dtype=np.uint8)
@@ -53,7 +53,7 @@ def magenta_box(pixels):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_the_face_lands_where_its_box_says_with_its_pose_mirrored_on_a_flip(seed):
-    from realisid_core.pose_expression import mirror_box, mirror_points
+    from realisid_core.faces.pose import mirror_box, mirror_points
     from realisid_train.augment import compose
     photo, record = record_with_face()
     composed = compose(photo, record, 256, np.random.default_rng(seed), flip=0.5)

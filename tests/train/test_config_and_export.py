@@ -62,7 +62,7 @@ def test_train_then_export_from_the_command_line(prepared, tiny_sd15, tmp_path, 
     local and global ControlNets (original ControlNet layout) and the ID projector with the metadata the nodes read."""
     from safetensors import safe_open
 
-    from realisid_core.branch_description import BranchDescription
+    from realisid_core.models.description import BranchDescription
     from realisid_train.__main__ import main
     from realisid_train.checkpoints import list_checkpoints, read_trainer_state
     from realisid_train.config import dumps, load_config

@@ -86,8 +86,8 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(prepared, tiny_sd1
 def test_identity_dropout_gives_exactly_the_nodes_null_identity(prepared, tiny_sd15, tmp_path):
     """Dropped rows get the projector's tokens of a zero embedding — bit for bit what the nodes' `project`
     gives CFG's unconditional side; and the data stream drops about `identity.dropout` of its samples."""
-    from realisid_core.id_projector import project
-    from realisid_core.identity import Identity
+    from realisid_core.models.projector import project
+    from realisid_core.people.identity import Identity
     from realisid_train.dataset import TrainingStream
     from realisid_train.models import build_branches
     from realisid_train.models import load_base

@@ -82,20 +82,20 @@ def noisy(batch, seed=1):
 
 
 def poses(count):
-    from realisid_core.face_pose import frontal_pose
+    from realisid_core.faces.pose import frontal_pose
     pose = frontal_pose()
     return [pose, pose.mirrored()][:count]
 
 
 def identity(count, seed=2):
-    from realisid_core.identity import Identity, unit
+    from realisid_core.people.identity import Identity, unit
     g = torch.Generator().manual_seed(seed)
     return Identity(unit(torch.randn(count, 512, generator=g)))
 
 
 def people_for(places, ident):
-    from realisid_core.locations import parse_locations
-    from realisid_core.people import people_from_locations
+    from realisid_core.people.locations import parse_locations
+    from realisid_core.people.people import people_from_locations
     locations = parse_locations(places, LATENT[1] * 8, LATENT[0] * 8)
     return people_from_locations(locations, identity=ident, poses=poses(locations.count)), locations
 
@@ -130,7 +130,7 @@ def local_inputs(config, locations, batch):
 
 
 def guidance(locations, batch):
-    from realisid_core.guidance import render_location_guidance
+    from realisid_core.signals.guidance import render_location_guidance
     drawn = render_location_guidance(locations, LATENT[1] * 8, LATENT[0] * 8)
     return drawn.permute(0, 3, 1, 2).repeat(batch, 1, 1, 1)
 
@@ -293,10 +293,10 @@ def test_a_training_samples_hints_are_what_the_nodes_draw_for_its_face(sd15, pre
     """The data pipeline's hints for a composed training picture (its face box and pose) are, pixel for pixel,
     what the local branch draws in its crop frame and the global branch's guidance for that face."""
     from fixtures.host import host_node
-    from realisid_core.face_pose import FacePose
-    from realisid_core.local_branch import LatentWindow
-    from realisid_core.locations import FaceLocations
-    from realisid_core.people import people_from_locations
+    from realisid_core.faces.pose import FacePose
+    from realisid_core.branches.local import LatentWindow
+    from realisid_core.people.locations import FaceLocations
+    from realisid_core.people.people import people_from_locations
     from realisid_train.dataset import TrainingStream
     from train_helpers import tiny_config
     _, _, (local_net, global_net, _), model = sd15

@@ -2,8 +2,8 @@
 (issue 11 items 7, 8, 18)."""
 import pytest
 
-from realisid_core import crop_budget as cb
-from realisid_core.crop_budget import (activation_bytes_per_crop, crops_memory_bytes, crops_per_forward,
+from realisid_core.branches import budget as cb
+from realisid_core.branches.budget import (activation_bytes_per_crop, crops_memory_bytes, crops_per_forward,
                                        working_size_cost, working_size_problem, working_size_range)
 
 GiB = 2 ** 30

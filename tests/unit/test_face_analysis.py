@@ -12,12 +12,12 @@ pytest.importorskip("onnxruntime")
 skimage_data = pytest.importorskip("skimage.data")
 
 from fixtures.fake_insightface import fake_insightface_root, paint_face, write_pack  # noqa: E402
-from realisid_core import face_analyzer  # noqa: E402
+from realisid_core.faces import analyzer as face_analyzer  # noqa: E402
 from realisid_core.errors import RealisIDInputError  # noqa: E402
-from realisid_core.face_analyzer import get_analyzer, release, release_all, choose_providers  # noqa: E402
-from realisid_core.face_images import images_to_bgr_uint8  # noqa: E402
-from realisid_core.face_packs import PACKS, find_pack_folder  # noqa: E402
-from realisid_core.faces import select_faces  # noqa: E402
+from realisid_core.faces.analyzer import get_analyzer, release, release_all, choose_providers  # noqa: E402
+from realisid_core.faces.images import images_to_bgr_uint8  # noqa: E402
+from realisid_core.faces.packs import PACKS, find_pack_folder  # noqa: E402
+from realisid_core.faces.detected import select_faces  # noqa: E402
 
 INSIGHTFACE_IMAGES = Path(__import__("insightface").__file__).parent / "data" / "images"
 

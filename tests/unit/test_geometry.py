@@ -4,9 +4,9 @@ import torch.utils._python_dispatch
 import torch.utils._pytree
 import torch
 
-from realisid_core.geometry import (RegionPlan, SquareRegions, crop_regions, feather_mask, halve, halvings_between,
+from realisid_core.branches.geometry import (RegionPlan, SquareRegions, crop_regions, feather_mask, halve, halvings_between,
                                     paste_regions, regions_from_locations)
-from realisid_core.locations import FaceLocations
+from realisid_core.people.locations import FaceLocations
 
 SD15_LEVELS = (64, 32, 16, 8)       # crop sizes per level for working size 64 (SD1.5 ControlNet)
 SDXL_LEVELS = (128, 64, 32)         # working size 128 (SDXL ControlNet)

@@ -1,8 +1,8 @@
 """Location guidance format realisid-location-v1."""
 import torch
 
-from realisid_core.guidance import LOCATION_GUIDANCE_FORMAT, render_location_guidance
-from realisid_core.locations import parse_locations
+from realisid_core.signals.guidance import LOCATION_GUIDANCE_FORMAT, render_location_guidance
+from realisid_core.people.locations import parse_locations
 
 
 def test_guidance_draws_one_white_ellipse_per_face_on_black():

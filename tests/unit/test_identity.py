@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from realisid_core.errors import RealisIDInputError
-from realisid_core.identity import Identity, join_identities, mean_identity
+from realisid_core.people.identity import Identity, join_identities, mean_identity
 
 
 def test_averaged_identity_is_unit_norm_and_between_its_photos():
@@ -29,7 +29,7 @@ def test_no_embedding_and_opposite_embeddings_are_errors():
 
 
 def test_joined_identities_keep_person_order():
-    from realisid_core.id_projector import IDProjector, project
+    from realisid_core.models.projector import IDProjector, project
     people = [mean_identity(torch.randn(2, 512), "n", "i") for _ in range(3)]
     joined = join_identities(people, "n")
     assert joined.count == 3 and torch.equal(joined.embeddings[1], people[1].embeddings[0])

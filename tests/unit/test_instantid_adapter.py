@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 from fixtures.instantid_models import RESAMPLER, SDXL_CROSS_ATTENTION, ip_layers_state, resampler_state
 from realisid_core.errors import RealisIDInputError
-from realisid_core.instantid_adapter import load_adapter
+from realisid_core.models.instantid import load_adapter
 
 SMALL = dict(dim=128, depth=2, heads=2, num_queries=4, embedding_dim=512, output_dim=2048, ff_mult=2)
 WIDTHS = [64, 64, 128]

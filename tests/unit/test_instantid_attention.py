@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from realisid_core.identity_attention import (TokenRegions, add_identity_attention, box_weights, region_weights,
+from realisid_core.branches.identity_attention import (TokenRegions, add_identity_attention, box_weights, region_weights,
                                               token_grid)
 
 HEADS, WIDTH, K = 2, 16, 4

@@ -5,9 +5,9 @@ import torch
 
 from fixtures.instantid_models import RESAMPLER, resampler_state
 from realisid_core.errors import RealisIDInputError
-from realisid_core.id_projector import project
-from realisid_core.identity import mean_identity
-from realisid_core.resampler import resampler_from_state_dict
+from realisid_core.models.projector import project
+from realisid_core.people.identity import mean_identity
+from realisid_core.models.resampler import resampler_from_state_dict
 
 
 def diffusers_projection(state):

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from realisid_core.geometry import halve
-from realisid_core.local_branch import LocalBranchSettings, crop_index, run_local_branch
-from realisid_core.locations import parse_locations
-from realisid_core.unet_layout import layout_from_config, shape_errors
+from realisid_core.branches.geometry import halve
+from realisid_core.branches.local import LocalBranchSettings, crop_index, run_local_branch
+from realisid_core.people.locations import parse_locations
+from realisid_core.branches.layouts import layout_from_config, shape_errors
 
 
 SD15 = layout_from_config(320, [1, 2, 4, 4], 2, 768)

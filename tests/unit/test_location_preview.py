@@ -1,9 +1,9 @@
 """The Location Guidance preview: face boxes numbered by person, over a layout picture or a dark frame."""
 import torch
 
-from realisid_core.location_preview import (FRAME_GREY, PERSON_COLOURS, draw_location_preview, fit_background,
+from realisid_core.signals.previews import (FRAME_GREY, PERSON_COLOURS, draw_location_preview, fit_background,
                                             label_box)
-from realisid_core.locations import parse_locations
+from realisid_core.people.locations import parse_locations
 
 W, H = 384, 256
 A, B = "0.25 0.5 0.3", "0.75 0.45 0.2 0.4"

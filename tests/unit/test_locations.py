@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from realisid_core.errors import RealisIDInputError
-from realisid_core.locations import FaceLocations, format_locations, parse_locations
+from realisid_core.people.locations import FaceLocations, format_locations, parse_locations
 
 
 def test_parse_square_and_rectangular_faces():

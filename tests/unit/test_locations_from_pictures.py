@@ -6,8 +6,8 @@ import torch
 pytest.importorskip("cv2")
 
 from realisid_core.errors import RealisIDInputError  # noqa: E402
-from realisid_core.faces import DetectedFace, Faces  # noqa: E402
-from realisid_core.locations_from_pictures import locations_from_faces, locations_from_mask  # noqa: E402
+from realisid_core.faces.detected import DetectedFace, Faces  # noqa: E402
+from realisid_core.people.from_pictures import locations_from_faces, locations_from_mask  # noqa: E402
 
 
 def face(box, index=0, size=(800, 600)):

@@ -2,7 +2,7 @@
 import gc
 import threading
 
-from realisid_core.model_cache import SharedModels
+from realisid_core.cache import SharedModels
 
 
 class Model:

@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from realisid_core.branch_description import INSTANTID_IDENTITYNET, BranchDescription, guess_known_kind
+from realisid_core.models.description import INSTANTID_IDENTITYNET, BranchDescription, guess_known_kind
 from realisid_core.errors import RealisIDInputError
-from realisid_core.face_pose import FacePose, frontal_pose
-from realisid_core.geometry import regions_from_locations
-from realisid_core.hint_formats import (INSTANTID_COLOURS, draw_instantid_keypoints, placed_points,
+from realisid_core.faces.pose import FacePose, frontal_pose
+from realisid_core.branches.geometry import regions_from_locations
+from realisid_core.signals.hints import (INSTANTID_COLOURS, draw_instantid_keypoints, placed_points,
                                         render_branch_hints)
-from realisid_core.identity_tokens import IdentityTokens
-from realisid_core.locations import FaceLocations
-from realisid_core.people import People, Person, Place
+from realisid_core.people.identity import IdentityTokens
+from realisid_core.people.locations import FaceLocations
+from realisid_core.people.people import People, Person, Place
 
 KPS = np.array([[40.0, 45.0], [62.0, 44.0], [51.0, 58.0], [42.0, 72.0], [60.0, 71.0]])
 BOX = (30.0, 30.0, 72.0, 85.0)

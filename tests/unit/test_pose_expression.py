@@ -7,11 +7,11 @@ pytest.importorskip("cv2")
 pytest.importorskip("insightface")
 
 from fixtures.fake_insightface import mean_face_68  # noqa: E402
-from realisid_core.geometry import regions_from_locations  # noqa: E402
-from realisid_core.locations import FaceLocations  # noqa: E402
+from realisid_core.branches.geometry import regions_from_locations  # noqa: E402
+from realisid_core.people.locations import FaceLocations  # noqa: E402
 from fixtures.pose_frames import pose_hints, retarget, to_crop_frame  # noqa: E402
-from realisid_core.pose_expression import (LAYOUTS, PARTS_68, head_pose_68, mirror_box, mirror_points,  # noqa: E402
-                                           render_pose)
+from realisid_core.faces.pose import head_pose_68, mirror_box, mirror_points  # noqa: E402
+from realisid_core.signals.pose_v1 import LAYOUTS, PARTS_68, render_pose  # noqa: E402
 
 
 def rotation(yaw=0.0, pitch=0.0):
@@ -97,7 +97,7 @@ def test_renderer_colours_each_part_where_its_points_are():
 
 
 def test_renderer_is_versioned_and_deterministic():
-    from realisid_core.pose_expression import RENDERER_VERSION
+    from realisid_core.signals.pose_v1 import RENDERER_VERSION
     points, box = driving_face()
     a, _ = pose_hints([points], [box], FaceLocations(LOCATIONS.boxes[:1], 1024, 768), 256)
     b, _ = pose_hints([points], [box], FaceLocations(LOCATIONS.boxes[:1], 1024, 768), 256)

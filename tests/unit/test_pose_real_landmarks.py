@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from fixtures import real_landmarks
-from realisid_core.geometry import regions_from_locations
-from realisid_core.locations import FaceLocations
+from realisid_core.branches.geometry import regions_from_locations
+from realisid_core.people.locations import FaceLocations
 from fixtures.pose_frames import pose_hints, retarget, to_crop_frame
-from realisid_core.pose_expression import LAYOUTS, KEYPOINT_COLOURS, mirror_points
+from realisid_core.faces.pose import mirror_points
+from realisid_core.signals.pose_v1 import LAYOUTS, KEYPOINT_COLOURS
 
 pytestmark = pytest.mark.skipif(not real_landmarks.available(), reason=real_landmarks.MISSING)
 skimage_data = pytest.importorskip("skimage.data")

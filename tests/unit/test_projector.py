@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import save_file
 
 from realisid_core.errors import RealisIDInputError
-from realisid_core.id_projector import IDProjector, load_projector, project
-from realisid_core.identity import mean_identity
+from realisid_core.models.projector import IDProjector, load_projector, project
+from realisid_core.people.identity import mean_identity
 
 
 def save_projector(path, tokens=4, width=768, prefix="", seed=0):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from realisid_core.errors import RealisIDInputError
-from realisid_core.faces import DetectedFace, Faces, left_to_right, reading_order, select_faces
-from realisid_core.locations_from_pictures import locations_from_faces
+from realisid_core.faces.detected import DetectedFace, Faces, left_to_right, reading_order, select_faces
+from realisid_core.people.from_pictures import locations_from_faces
 
 
 def face(cx, cy, side=80, index=0, size=(800, 600)):
@@ -62,7 +62,7 @@ def test_a_layout_photo_without_faces_is_named_as_photo_n():
 
 def test_mask_regions_in_a_column_are_read_top_to_bottom():
     pytest.importorskip("cv2")
-    from realisid_core.locations_from_pictures import locations_from_mask
+    from realisid_core.people.from_pictures import locations_from_mask
     mask = torch.zeros(300, 400)
     mask[200:260, 100:160] = 1.0   # bottom blob, its centre a pixel left of the top one's
     mask[40:100, 101:161] = 1.0    # top blob
@@ -73,7 +73,7 @@ def test_mask_regions_in_a_column_are_read_top_to_bottom():
 
 def test_preview_numbers_faces_from_one(monkeypatch):
     cv2 = pytest.importorskip("cv2")
-    from realisid_core.face_preview import draw_faces
+    from realisid_core.signals.previews import draw_faces
     labels = []
     real = cv2.putText
     monkeypatch.setattr(cv2, "putText", lambda img, text, *a, **k: (labels.append(text), real(img, text, *a, **k))[1])

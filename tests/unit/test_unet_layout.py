@@ -1,7 +1,7 @@
 """Residual layouts of SD1.5 and SDXL U-Nets, family mismatches, shape checks."""
 import torch
 
-from realisid_core.unet_layout import layout_from_config, layout_from_controlnet, mismatch, shape_errors
+from realisid_core.branches.layouts import layout_from_config, layout_from_controlnet, mismatch, shape_errors
 
 SD15 = layout_from_config(320, [1, 2, 4, 4], 2, 768)
 SDXL = layout_from_config(320, [1, 2, 4], 2, 2048, 2816)

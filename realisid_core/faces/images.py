@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import RealisIDInputError
-from .faces import photo_name
+from ..errors import RealisIDInputError
+from .detected import photo_name
 
 MIN_SIDE = 8  # below this no detector input size gives a face enough pixels to be found
 

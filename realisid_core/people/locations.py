@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import RealisIDInputError
+from ..errors import RealisIDInputError
 
 MAX_FACES = 8
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 
-from .guidance import LOCATION_GUIDANCE_FORMAT
-from .hint_formats import HINT_FORMATS
+from ..signals.guidance import LOCATION_GUIDANCE_FORMAT
+from ..signals.hints import HINT_FORMATS
 
 METADATA_KEY = "realisid.description"
 ROLES = ("local", "global")

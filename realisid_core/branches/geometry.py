@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .locations import FaceLocations
+from ..people.locations import FaceLocations
 
 
 @dataclass(frozen=True)

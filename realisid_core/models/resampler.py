@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import RealisIDInputError
+from ..errors import RealisIDInputError
 
 DIM_HEAD = 64
 

@@ -23,10 +23,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .face_pose import FacePose
-from .geometry import SquareRegions
-from .optional import require
-from .pose_expression import LAYOUTS, render_pose
+from ..faces.pose import FacePose
+from ..branches.geometry import SquareRegions
+from ..errors import require
+from .pose_v1 import LAYOUTS, render_pose
 
 INSTANTID_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255))
 INSTANTID_PORTRAIT = 1024

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import RealisIDInputError
-from .faces import Faces, left_to_right, photo_name, reading_order
+from ..errors import RealisIDInputError
+from ..faces.detected import Faces, left_to_right, photo_name, reading_order
 from .locations import FaceLocations
-from .optional import require
+from ..errors import require
 
 
 def locations_from_faces(faces: Faces, image_index: int, node: str, input_name: str = "faces") -> FaceLocations:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import RealisIDInputError
-from .face_packs import PACKS
-from .faces import DetectedFace
-from .model_cache import SharedModels
-from .optional import require
+from ..errors import RealisIDInputError
+from .packs import PACKS
+from .detected import DetectedFace
+from ..cache import SharedModels
+from ..errors import require
 
 log = logging.getLogger("RealisID")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .locations import FaceLocations
+from ..people.locations import FaceLocations
 
 LOCATION_GUIDANCE_FORMAT = "realisid-location-v1"
 _SUPERSAMPLE = 4

@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .errors import RealisIDInputError
-from .face_pose import FacePose, frontal_pose
+from ..errors import RealisIDInputError
+from ..faces.pose import FacePose, frontal_pose
 from .identity import Identity
-from .identity_tokens import IdentityTokens
+from .identity import IdentityTokens
 from .locations import MAX_FACES, FaceLocations
 
 MAX_PEOPLE = MAX_FACES

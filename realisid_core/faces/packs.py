@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .errors import RealisIDInputError
+from ..errors import RealisIDInputError
 
 
 @dataclass(frozen=True)

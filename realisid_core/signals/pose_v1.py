@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .face_pose import MIRROR_5, MIRROR_68
-from .optional import require
+from ..errors import require
 
 RENDERER_VERSION = 1
 LAYOUTS = ("68 landmarks", "5 keypoints")
@@ -39,30 +38,6 @@ def _layout_size(layout: str) -> int:
     return 68 if layout == LAYOUTS[0] else 5
 
 
-def mirror_points(points: np.ndarray, image_width: float) -> np.ndarray:
-    """The landmarks of the horizontally mirrored picture: x → width - x, left and right parts swapped."""
-    points = np.asarray(points, np.float64)
-    order = {68: MIRROR_68, 5: MIRROR_5}.get(points.shape[0])
-    if order is None:
-        raise ValueError(f"can mirror 68 landmarks or 5 keypoints, got {points.shape[0]} points")
-    out = points[order].copy()
-    out[:, 0] = image_width - out[:, 0]
-    if out.shape[1] == 3:
-        out[:, 2] = points[order, 2]
-    return out
-
-
-def mirror_box(box: np.ndarray, image_width: float) -> np.ndarray:
-    x0, y0, x1, y1 = (float(v) for v in box)
-    return np.array([image_width - x1, y0, image_width - x0, y1])
-
-
-def keypoints_from_68(points: np.ndarray) -> np.ndarray:
-    """The 5 detector keypoints (eye centres, nose tip, mouth corners) of 68 iBUG landmarks."""
-    points = np.asarray(points, np.float64)
-    return np.stack([points[36:42].mean(0), points[42:48].mean(0), points[30], points[48], points[54]])
-
-
 def _draw(canvas: np.ndarray, points: np.ndarray, layout: str, size: int) -> np.ndarray:
     cv2 = require("cv2", "RealisID Pose & Expression", "opencv-python")
     n = _layout_size(layout)
@@ -85,12 +60,3 @@ def _draw(canvas: np.ndarray, points: np.ndarray, layout: str, size: int) -> np.
 def render_pose(points: np.ndarray, size: int, layout: str = LAYOUTS[0]) -> np.ndarray:
     """Draw one face's landmarks, given in the crop's pixels, as a [size, size, 3] uint8 RGB hint."""
     return _draw(np.zeros((size, size, 3), np.uint8), points, layout, size)
-
-
-def head_pose_68(points_3d: np.ndarray) -> np.ndarray:
-    """(pitch, yaw, roll) in degrees of 68 3-D landmarks, fitted to insightface's mean face as insightface does."""
-    insightface = require("insightface.utils.transform", "RealisID Pose & Expression", "insightface")
-    mean = require("insightface.data", "RealisID Pose & Expression", "insightface").get_object("meanshape_68.pkl")
-    matrix = insightface.estimate_affine_matrix_3d23d(np.asarray(mean, np.float64), np.asarray(points_3d, np.float64))
-    _, rotation, _ = insightface.P2sRt(matrix)
-    return np.array(insightface.matrix2angle(rotation), np.float64)

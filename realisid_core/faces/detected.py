@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import RealisIDInputError
+from ..errors import RealisIDInputError
 
 SELECTIONS = ("all, left to right", "largest", "by index")
 COLUMN_TOLERANCE = 0.25  # centres closer than this × the narrower box's width: one column, read top to bottom

@@ -1,5 +1,5 @@
-"""The artist's preview of face locations: each face box numbered by person (1-based), drawn over
-a layout picture or a dark frame. The canvas in web/location_canvas.js uses the same colours."""
+"""The artist's previews: face locations (each face box numbered by person, 1-based, over a layout
+picture or a dark frame) and face analysis (boxes, face numbers in reading order, keypoints). The canvas in web/location_canvas.js uses the same colours."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -8,10 +8,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .face_pose import FacePose
-from .hint_formats import placed_points
-from .locations import FaceLocations
-from .pose_expression import LAYOUTS, render_pose
+from ..faces.detected import DetectedFace, left_to_right
+from ..faces.pose import FacePose
+from ..people.locations import FaceLocations
+from ..errors import require
+from .hints import placed_points
+from .pose_v1 import LAYOUTS, render_pose
 
 # Person k is drawn in PERSON_COLOURS[k - 1]; web/location_text.js holds the same list.
 PERSON_COLOURS = ((255, 90, 90), (79, 195, 247), (255, 213, 79), (129, 199, 132),
@@ -112,3 +114,21 @@ def draw_people(locations: FaceLocations, poses: Sequence[FacePose | None] | Non
             np.maximum(window, drawn[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0], out=window)
     background = torch.from_numpy(canvas)[None].float() / 255
     return draw_location_preview(locations, width, height, background)
+
+
+def draw_faces(bgr: np.ndarray, faces: list[DetectedFace], selected: set[int] = frozenset()) -> np.ndarray:
+    """[H, W, 3] uint8 RGB: every face's box and number (1 = first in reading order, as messages count
+    people; the `index` input is that number − 1); selected faces (by id()) in green, others grey."""
+    cv2 = require("cv2", "RealisID Face Analysis", "opencv-python")
+    canvas = np.ascontiguousarray(bgr[..., ::-1])
+    thickness = max(1, round(max(canvas.shape[:2]) / 400))
+    for i, face in enumerate(left_to_right(faces)):
+        colour = (0, 220, 0) if id(face) in selected else (160, 160, 160)
+        x0, y0, x1, y1 = (int(round(float(v))) for v in face.box)
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), colour, thickness)
+        cv2.putText(canvas, f"{i + 1} ({face.score:.2f})", (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4 * thickness, colour, thickness, cv2.LINE_AA)
+        for k, (x, y) in enumerate(face.keypoints):
+            cv2.circle(canvas, (int(round(float(x))), int(round(float(y)))), thickness + 1,
+                       (255, 0, 0) if k in (0, 3) else (0, 0, 255), -1, cv2.LINE_AA)
+    return canvas

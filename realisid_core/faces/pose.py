@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import require
+
 # Which point becomes which when the face is mirrored (the subject's right eye becomes the left one, ...)
 MIRROR_68 = np.array(list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
                      + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
@@ -75,12 +77,42 @@ def frontal_pose() -> FacePose:
     """A neutral face looking at the camera: insightface's mean 3-D face (68 landmarks and the 5
     keypoints from them), in a box like a detector's (the landmarks' extent, the forehead added).
     The pose of a person who has no pose source."""
-    from .optional import require
-    from .pose_expression import keypoints_from_68
-
     data = require("insightface.data", "RealisID Person", "insightface")
     mean = np.asarray(data.get_object("meanshape_68.pkl"), np.float64)  # y grows downwards
     x0, y0 = mean[:, :2].min(0)
     x1, y1 = mean[:, :2].max(0)
     box = (x0, y0 - 0.2 * (y1 - y0), x1, y1)
     return FacePose.from_points(keypoints_from_68(mean)[:, :2], box, mean)
+
+
+def keypoints_from_68(points: np.ndarray) -> np.ndarray:
+    """The 5 detector keypoints (eye centres, nose tip, mouth corners) of 68 iBUG landmarks."""
+    points = np.asarray(points, np.float64)
+    return np.stack([points[36:42].mean(0), points[42:48].mean(0), points[30], points[48], points[54]])
+
+
+def mirror_points(points: np.ndarray, image_width: float) -> np.ndarray:
+    """The landmarks of the horizontally mirrored picture: x → width - x, left and right parts swapped."""
+    points = np.asarray(points, np.float64)
+    order = {68: MIRROR_68, 5: MIRROR_5}.get(points.shape[0])
+    if order is None:
+        raise ValueError(f"can mirror 68 landmarks or 5 keypoints, got {points.shape[0]} points")
+    out = points[order].copy()
+    out[:, 0] = image_width - out[:, 0]
+    if out.shape[1] == 3:
+        out[:, 2] = points[order, 2]
+    return out
+
+
+def mirror_box(box: np.ndarray, image_width: float) -> np.ndarray:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return np.array([image_width - x1, y0, image_width - x0, y1])
+
+
+def head_pose_68(points_3d: np.ndarray) -> np.ndarray:
+    """(pitch, yaw, roll) in degrees of 68 3-D landmarks, fitted to insightface's mean face as insightface does."""
+    insightface = require("insightface.utils.transform", "RealisID Pose & Expression", "insightface")
+    mean = require("insightface.data", "RealisID Pose & Expression", "insightface").get_object("meanshape_68.pkl")
+    matrix = insightface.estimate_affine_matrix_3d23d(np.asarray(mean, np.float64), np.asarray(points_3d, np.float64))
+    _, rotation, _ = insightface.P2sRt(matrix)
+    return np.array(insightface.matrix2angle(rotation), np.float64)

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import RealisIDInputError
-from .identity_attention import describe_layers
-from .model_cache import SharedModels
+from ..errors import RealisIDInputError
+from ..branches.identity_attention import describe_layers
+from ..cache import SharedModels
 from .resampler import Resampler, resampler_from_state_dict
 
 log = logging.getLogger("RealisID")

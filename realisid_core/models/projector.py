@@ -13,10 +13,10 @@ import struct
 import torch
 from torch import nn
 
-from .errors import RealisIDInputError
-from .identity import Identity
-from .identity_tokens import IdentityTokens
-from .model_cache import SharedModels
+from ..errors import RealisIDInputError
+from ..people.identity import Identity
+from ..people.identity import IdentityTokens
+from ..cache import SharedModels
 
 PREFIXES = ("", "id_proj.", "image_proj.", "projector.")
 KEYS = ("proj.weight", "proj.bias", "norm.weight", "norm.bias")

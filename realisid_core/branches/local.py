@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from .geometry import RegionPlan, SquareRegions, regions_from_locations
-from .locations import FaceLocations
+from ..people.locations import FaceLocations
 from .residuals import Residuals, concat_residuals
 # run_controlnet(crops [N, C, S, S], first_crop_index) -> residual dict for those N crops
 ControlNetRunner = Callable[[torch.Tensor, int], Residuals]

@@ -1,0 +1,1 @@
+"""Faces found in photos: detection results, the insightface packs and their analyzer, photos, poses."""
