@@ -1,43 +1,86 @@
 """RealisID Load ControlNet: a branch ControlNet with its description (what it was trained on)."""
 import logging
+import os
 
 import comfy.controlnet
 import folder_paths
 
-from ..realisid_core.models.description import KNOWN_CONTROLNETS, BranchDescription, guess_known_kind
 from ..realisid_core.errors import RealisIDInputError
+from ..realisid_core.models.description import (KNOWN_CONTROLNETS, BranchDescription, ControlNetShapes,
+                                                controlnet_shapes, known_kind_from_shapes, shape_contradiction)
+from ..realisid_core.models.files import is_safetensors, read_torch_pickle, safetensors_header
 
 NODE = "RealisID Load ControlNet"
 AUTO = "auto (from the file)"
 KINDS = (AUTO, *KNOWN_CONTROLNETS)
 DESCRIPTION_ATTRIBUTE = "realisid_description"
+INPUT = "control_net_name"
+READ_FIX = "download or export the ControlNet again, as a .safetensors file in models/controlnet"
+CODE_FIX = ("use the ControlNet's .safetensors file (RealisID's exports and InstantID's IdentityNet are published "
+            "as .safetensors)")
 log = logging.getLogger("RealisID")
 
 
-def read_description(path: str, kind: str) -> BranchDescription:
-    """The description of the branch in `path`: the file's own (RealisID exports), or a known kind's."""
+def _refuse(problem: str, fix: str, input_name: str = INPUT) -> RealisIDInputError:
+    return RealisIDInputError(node=NODE, input_name=input_name, problem=problem, fix=fix)
+
+
+def _state_dict(data, path: str) -> dict:
+    """The tensors of a torch.save ControlNet (ComfyUI's rule: a 'state_dict' entry, else the file's dict)."""
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict) or not data:
+        raise _refuse(f"{os.path.basename(path)} holds no table of weights", READ_FIX)
+    return data
+
+
+def read_weights_header(path: str) -> tuple[ControlNetShapes, dict, dict | None]:
+    """(what the shapes say, metadata, the state dict when it had to be read: a weights-only pickle)."""
+    if is_safetensors(path):
+        shapes, metadata = safetensors_header(path, INPUT, READ_FIX, NODE, pickle_fix=CODE_FIX)
+        return controlnet_shapes(shapes), metadata, None
+    state = _state_dict(read_torch_pickle(path, INPUT, READ_FIX, NODE, code_fix=CODE_FIX), path)
+    shapes = {str(k): tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+    return controlnet_shapes(shapes), {}, state
+
+
+def describe_file(path: str, kind: str, found: ControlNetShapes, metadata: dict) -> BranchDescription:
+    """The description of the branch in `path`: the file's own (RealisID exports), or the known kind chosen
+    in `kind` or recognised by the file's shapes; checked against the shapes."""
+    name = os.path.basename(path)
     if kind != AUTO:
-        return KNOWN_CONTROLNETS[kind]
-    metadata = None
-    if path.endswith(".safetensors"):
-        from safetensors import safe_open
-        try:
-            with safe_open(path, framework="pt") as f:
-                metadata = f.metadata()
-        except Exception as exc:  # a damaged file: say so before ComfyUI's loader says something vaguer
-            raise RealisIDInputError(NODE, "control_net_name", f"{path} is not a readable safetensors file ({exc})",
-                                     "download the file again") from None
-    described = BranchDescription.from_metadata(metadata)
-    if described is not None:
+        described = KNOWN_CONTROLNETS[kind]
+        if known_kind_from_shapes(found) != kind:
+            raise _refuse(f"{name} is {found.describe()}, not {kind}",
+                          "choose 'auto' in 'kind', or the file of the ControlNet you meant", "kind")
         return described
-    guessed = guess_known_kind(path)
-    if guessed is not None:
-        log.info("RealisID: %s has no RealisID description; taken as %s from its name", path, guessed)
-        return KNOWN_CONTROLNETS[guessed]
-    raise RealisIDInputError(NODE, "kind", f"{path} carries no RealisID description (what it was trained on) and "
-                             "its name matches no known ControlNet",
-                             f"choose what it is in 'kind' ({', '.join(KNOWN_CONTROLNETS)}), or load a branch "
-                             "exported by python -m realisid_train export")
+    try:
+        described = BranchDescription.from_metadata(metadata, name, INPUT)
+    except RealisIDInputError as exc:
+        raise exc.with_node(NODE) from None
+    if described is not None:
+        contradiction = shape_contradiction(described, found)
+        if contradiction is not None:
+            raise _refuse(f"{name}'s RealisID description {contradiction}",
+                                     "export the branch again from the run that trained these weights (its family "
+                                     "is read from the base model)")
+        return described
+    known = known_kind_from_shapes(found)
+    if known is not None:
+        log.info("RealisID: %s has no RealisID description; taken as %s from its shapes (%s)", name, known,
+                 found.describe())
+        return KNOWN_CONTROLNETS[known]
+    raise _refuse(f"{name} carries no RealisID description (what it was trained on) and is "
+                             f"{found.describe()}, which is no known branch ControlNet (InstantID's IdentityNet is "
+                             "an SDXL ControlNet with a 3-channel hint)",
+                             "load a branch exported by python -m realisid_train export, or InstantID's IdentityNet; "
+                             "other ControlNets go into ComfyUI's own Apply ControlNet")
+
+
+def read_description(path: str, kind: str) -> BranchDescription:
+    """The description of the branch in `path` (see `describe_file`), read from its header."""
+    found, metadata, _ = read_weights_header(path)
+    return describe_file(path, kind, found, metadata)
 
 
 def description_of(control_net, node: str, input_name: str = "control_net") -> BranchDescription:
@@ -59,8 +102,8 @@ class RealisIDLoadControlNet:
                                              "branch, or InstantID's IdentityNet."}),
             "kind": (list(KINDS), {"default": AUTO,
                                    "tooltip": "What the file is. 'auto' reads the description RealisID's trainer "
-                                              "stores in the file, or knows InstantID's IdentityNet by a name "
-                                              "containing 'instantid'; choose it here when the name does not say."}),
+                                              "stores in the file, or knows InstantID's IdentityNet by its shapes "
+                                              "(an SDXL ControlNet with no RealisID description)."}),
         }}
 
     RETURN_TYPES = ("CONTROL_NET",)
@@ -72,10 +115,16 @@ class RealisIDLoadControlNet:
 
     def load(self, control_net_name, kind):
         path = folder_paths.get_full_path_or_raise("controlnet", control_net_name)
-        described = read_description(path, kind)
-        control_net = comfy.controlnet.load_controlnet(path)
+        found, metadata, state = read_weights_header(path)
+        described = describe_file(path, kind, found, metadata)
+        try:  # a pickle was read weights-only above: ComfyUI gets its tensors, never the file
+            control_net = (comfy.controlnet.load_controlnet(path) if state is None
+                           else comfy.controlnet.load_controlnet_state_dict(state))
+        except Exception as exc:  # noqa: BLE001 — ComfyUI's loader on weights it does not know
+            raise _refuse(f"ComfyUI could not load {os.path.basename(path)} as a ControlNet "
+                                     f"({type(exc).__name__}: {str(exc)[:200]})", READ_FIX) from None
         if control_net is None:
-            raise RealisIDInputError(NODE, "control_net_name", f"ComfyUI could not read {path} as a ControlNet",
+            raise _refuse(f"ComfyUI could not read {path} as a ControlNet",
                                      "choose a ControlNet file (.safetensors)")
         setattr(control_net, DESCRIPTION_ATTRIBUTE, described)
         return (control_net,)

@@ -12,7 +12,7 @@ from ..realisid_core.faces.images import images_to_bgr_uint8
 from ..realisid_core.faces.packs import DEFAULT_PACK, PACKS, find_pack_folder
 from ..realisid_core.signals.previews import draw_faces
 from ..realisid_core.faces.detected import SELECTIONS, Faces, select_faces
-from ..realisid_core.people.identity import join_identities, mean_identity
+from ..realisid_core.people.identity import common_pack, join_identities, mean_identity
 from .paths import INSIGHTFACE_FOLDER
 from .previews import with_preview
 
@@ -140,7 +140,8 @@ class RealisIDIdentity:
                                      "use photos with a clearly visible face")
         embeddings = torch.stack([torch.from_numpy(f.embedding) for f in used])
         norms = [f.embedding_norm if f.embedding_norm is not None else 1.0 for f in used]
-        identity = mean_identity(embeddings, IDENTITY, "images", norms=norms, pack=used[0].pack)
+        identity = mean_identity(embeddings, IDENTITY, "images", norms=norms,
+                                 pack=common_pack([f.pack for f in used], IDENTITY, "images"))
         stacked = _stack_previews([torch.from_numpy(p).float() / 255 for p in previews])
         return with_preview((identity, stacked), stacked)
 

@@ -9,7 +9,8 @@
 
 Every file carries `realisid.*` metadata: the branch description the nodes read
 (`BranchDescription.to_metadata()`: role, family, hint / guidance format, working size, margin,
-context) and the training record (base model, step, face sizes, the whole configuration).
+feather, context; the projector's record names the insightface pack it was trained on) and the
+training record (base model, step, face sizes, the whole configuration).
 """
 from __future__ import annotations
 
@@ -96,9 +97,22 @@ def describe(config: Config, role: str, step: int) -> BranchDescription:
     if role == "local":
         return BranchDescription("local", family, hint_format=config.local.hint_format,
                                  working_size=config.local.working_size, margin=config.local.margin,
-                                 context="identity", name=f"RealisID local branch ({family}, step {step})")
+                                 feather=config.local.feather, context="identity",
+                                 name=f"RealisID local branch ({family}, step {step})")
     return BranchDescription("global", family, guidance_format=LOCATION_GUIDANCE_FORMAT, context=config.global_.context,
                              name=f"RealisID global branch ({family}, step {step})")
+
+
+def recogniser_pack(config: Config) -> str | None:
+    """The insightface pack `prepare` analysed the training photos with (its prepare.json beside the
+    manifest), which the ID projector was trained on; None when that record is not found."""
+    from .manifest import STATE, read_json
+    try:
+        state = read_json(os.path.join(os.path.dirname(os.path.abspath(config.data.manifest)), STATE)) or {}
+        pack = (state.get("settings") or {}).get("pack")
+    except (OSError, ValueError, AttributeError):  # no readable record: the pack stays unknown
+        return None
+    return pack if isinstance(pack, str) else None
 
 
 def training_metadata(config: Config, step: int, role: str) -> dict[str, str]:
@@ -151,7 +165,8 @@ def export_branches(config: Config, step: int, projector_state: dict | None, loc
     metadata = {"realisid.projector": json.dumps({
         "family": config.base.family, "tokens": config.identity.tokens, "width": int(proj["norm.weight"].shape[0]),
         "embedding_width": config.identity.embedding_width, "embedding": "ArcFace, L2-normalised",
-        "controlnets": pairs}, sort_keys=True), **training_metadata(config, step, "projector")}
+        "pack": recogniser_pack(config), "controlnets": pairs}, sort_keys=True),
+        **training_metadata(config, step, "projector")}
     written["projector"] = os.path.join(out_dir, names["projector"])
     _save(proj, written["projector"], metadata, torch.float32 if dt == torch.float32 else dt)
     return written

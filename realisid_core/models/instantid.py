@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from torch import nn
 from ..errors import RealisIDInputError
 from ..branches.identity_attention import describe_layers
 from ..cache import SharedModels
+from .files import is_safetensors, read_safetensors, read_torch_pickle
 from .resampler import Resampler, resampler_from_state_dict
 
 log = logging.getLogger("RealisID")
@@ -68,37 +68,19 @@ class AdapterFile:
     ip_adapter: dict
 
 
+CODE_FIX = f"use InstantID's original ip-adapter.bin or its .safetensors form ({GET_IT})"
+
+
 def read_adapter_file(path: str, node: str) -> AdapterFile:
     """The two state dicts of an InstantID adapter file (.bin pickle read with weights_only, or .safetensors)."""
-    name = os.path.basename(path)
-    if path.lower().endswith(".safetensors"):
-        from safetensors.torch import load_file
-        try:
-            data = load_file(path, device="cpu")
-        except Exception as exc:  # noqa: BLE001 — a damaged file: say which and why
-            raise RealisIDInputError(node, INPUT, f"{name} is not a readable safetensors file ({exc})",
-                                     "download the file again") from None
-    else:
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            reason = unpickler_reason(str(exc))
-            if "global" not in reason.lower():
-                raise RealisIDInputError(node, INPUT, f"{name} is not a readable torch file ({reason})", GET_IT) from None
-            raise RealisIDInputError(node, INPUT, f"{name} holds Python objects besides tensors, so loading it could run "
-                                     f"code; it was refused and nothing in it was executed ({reason})",
-                                     f"use InstantID's original ip-adapter.bin or its .safetensors form ({GET_IT})") from None
-        except Exception as exc:  # noqa: BLE001 — not a torch file at all
-            raise RealisIDInputError(node, INPUT, f"{name} is not a readable torch file ({str(exc)[:200]})",
-                                     GET_IT) from None
-    return split_adapter_state(data, name, node)
-
-
-def unpickler_reason(message: str) -> str:
-    """The line of torch's weights-only refusal that says what was refused (e.g. 'Unsupported global: …')."""
-    tail = message.split("WeightsUnpickler error:", 1)[-1]
-    line = next((part.strip() for part in tail.splitlines() if part.strip()), message.strip())
-    return line.split(" was not an allowed global")[0][:200]
+    try:
+        if is_safetensors(path):
+            data = read_safetensors(path, INPUT, GET_IT, node)
+        else:
+            data = read_torch_pickle(path, INPUT, GET_IT, node, code_fix=CODE_FIX)
+    except RealisIDInputError as exc:
+        raise exc.with_node(node) from None
+    return split_adapter_state(data, os.path.basename(path), node)
 
 
 def split_adapter_state(data, name: str, node: str) -> AdapterFile:

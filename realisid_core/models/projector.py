@@ -2,13 +2,15 @@
 
 Weights are a safetensors file with `proj.weight` [K·D, E], `proj.bias` [K·D], `norm.weight`
 [D], `norm.bias` [D] (IP-Adapter's ImageProjModel layout; a common prefix such as
-`id_proj.` or `image_proj.` is accepted). K and D are read from the shapes.
+`id_proj.` or `image_proj.` is accepted). K and D are read from the shapes. The file's
+`realisid.projector` metadata (JSON, written by the trainer's export) names the insightface `pack`
+whose embeddings it was trained on; identities made with another pack are refused (`check_pack`).
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
-import struct
 
 import torch
 from torch import nn
@@ -17,6 +19,9 @@ from ..errors import RealisIDInputError
 from ..people.identity import Identity
 from ..people.identity import IdentityTokens
 from ..cache import SharedModels
+from .files import read_safetensors, safetensors_header
+
+log = logging.getLogger("RealisID")
 
 PREFIXES = ("", "id_proj.", "image_proj.", "projector.")
 KEYS = ("proj.weight", "proj.bias", "norm.weight", "norm.bias")
@@ -25,9 +30,10 @@ KEYS = ("proj.weight", "proj.bias", "norm.weight", "norm.bias")
 class IDProjector(nn.Module):
     """Linear E → K·D, reshaped to K tokens, each LayerNorm-ed."""
 
-    def __init__(self, embedding_width: int, tokens: int, width: int):
+    def __init__(self, embedding_width: int, tokens: int, width: int, pack: str | None = None):
         super().__init__()
         self.tokens, self.width = tokens, width
+        self.pack = pack  # the insightface pack whose embeddings it was trained on (None: unknown)
         self.proj = nn.Linear(embedding_width, tokens * width)
         self.norm = nn.LayerNorm(width)
 
@@ -63,60 +69,40 @@ _projectors = SharedModels()
 PICKLE_FIX = ("convert it to .safetensors (RealisID never loads pickle files: opening one can run code) "
               "or choose an ID projector .safetensors file in models/realisid")
 READ_FIX = "download or export the ID projector again and choose that .safetensors file in models/realisid"
-_MAX_HEADER = 100 * 2**20  # safetensors' own limit on the JSON header
+METADATA_KEY = "realisid.projector"
 
 
-def safetensors_problem(path: str) -> str | None:
-    """Why `path` cannot be a complete safetensors file (read from its first bytes and size), or None.
-
-    A safetensors file is an 8-byte little-endian header length N, N bytes of JSON naming
-    each tensor's byte range, then the data those ranges cover.
-    """
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if head[:4] == b"PK\x03\x04" or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
-            return "is a PyTorch pickle checkpoint (torch.save, .pt/.ckpt/.bin), not a safetensors file"
-        if size == 0:
-            return "is empty (0 bytes): not a safetensors file, or a download that never started"
-        if len(head) < 8:
-            return f"is {size} bytes, too short for a safetensors file (truncated)"
-        (header_len,) = struct.unpack("<Q", head)
-        if header_len > _MAX_HEADER or header_len < 2:
-            return (f"is not a safetensors file (its first bytes {head[:8]!r} are no safetensors header; "
-                    f"a safetensors file starts with its header's length)")
-        if 8 + header_len > size:
-            return (f"is truncated: its header says {header_len:,} bytes of metadata follow but the file has only "
-                    f"{size - 8:,} bytes after the first 8")
-        raw = f.read(header_len)
+def recogniser_pack(metadata: dict[str, str], name: str) -> str | None:
+    """The insightface pack whose embeddings the projector was trained on (its `realisid.projector`
+    metadata's 'pack'), or None when the file does not say (a third-party or older projector)."""
+    if METADATA_KEY not in metadata:
+        return None
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return "is not a safetensors file, or is corrupt (its header is not the JSON a safetensors file starts with)"
-    if not isinstance(header, dict):
-        return "is corrupt (its safetensors header is not a table of tensors)"
-    end = max((v["data_offsets"][1] for k, v in header.items()
-               if k != "__metadata__" and isinstance(v, dict) and len(v.get("data_offsets", ())) == 2), default=0)
-    if 8 + header_len + end > size:
-        return (f"is truncated: its tensors need {8 + header_len + end:,} bytes but the file has {size:,} "
-                f"(an interrupted download or copy)")
-    return None
+        record = json.loads(metadata[METADATA_KEY])
+    except (json.JSONDecodeError, RecursionError):
+        record = None
+    if not isinstance(record, dict):
+        raise RealisIDInputError(input_name="projector_name", problem=f"{name}'s metadata '{METADATA_KEY}' is not "
+                                 "a JSON object of fields", fix=READ_FIX)
+    pack = record.get("pack")
+    if pack is not None and (not isinstance(pack, str) or not pack.strip() or len(pack) > 100):
+        raise RealisIDInputError(input_name="projector_name", problem=f"{name}'s metadata '{METADATA_KEY}' field "
+                                 f"'pack' is {json.dumps(pack)[:60]}, not the name of an insightface pack", fix=READ_FIX)
+    return pack
 
 
-def read_safetensors(path: str, node: str, input_name: str) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file on the CPU; errors name the file, what is wrong and the fix."""
-    from safetensors.torch import load_file
-
+def read_projector_file(path: str, node: str) -> IDProjector:
+    """The projector in a safetensors file, with the pack it was trained on (see `recogniser_pack`)."""
     name = os.path.basename(path)
-    problem = safetensors_problem(path)
-    if problem is not None:
-        raise RealisIDInputError(node, input_name, f"{name} {problem}",
-                                 PICKLE_FIX if "pickle" in problem else READ_FIX)
     try:
-        return load_file(path, device="cpu")
-    except Exception as e:  # safetensors' own error for anything the header check did not see
-        raise RealisIDInputError(node, input_name, f"{name} could not be read as a safetensors file ({e})",
-                                 READ_FIX) from e
+        _, metadata = safetensors_header(path, "projector_name", READ_FIX, node, pickle_fix=PICKLE_FIX)
+        pack = recogniser_pack(metadata, name)
+        projector = projector_from_state_dict(read_safetensors(path, "projector_name", READ_FIX, node,
+                                                               pickle_fix=PICKLE_FIX), name, node)
+    except RealisIDInputError as exc:
+        raise exc.with_node(node) from None
+    projector.pack = pack
+    return projector
 
 
 def load_projector(path: str, node: str = "RealisID ID Projector Loader") -> IDProjector:
@@ -125,9 +111,22 @@ def load_projector(path: str, node: str = "RealisID ID Projector Loader") -> IDP
     A file that is not a complete safetensors file (a pickle checkpoint, a truncated or corrupt
     download) is refused with a RealisIDInputError naming the file, the problem and the fix."""
     key = (os.path.realpath(path), os.path.getmtime(path))
-    return _projectors.get(key, lambda: projector_from_state_dict(read_safetensors(path, node, "projector_name"),
-                                                                  os.path.basename(path), node),
-                           f"ID projector {os.path.basename(path)}")
+    return _projectors.get(key, lambda: read_projector_file(path, node), f"ID projector {os.path.basename(path)}")
+
+
+def check_pack(identity: Identity, trained_on: str | None, node: str) -> None:
+    """Refuse identities made by another recogniser than the one the projector was trained on (another
+    insightface pack's vectors mean nothing to it); unknown on either side passes (with a log line)."""
+    if trained_on is None:
+        return
+    if identity.pack is None:
+        log.warning("RealisID: %s: the identity does not say which face-analysis pack made it; the ID projector "
+                    "was trained on %s embeddings", node, trained_on)
+    elif identity.pack != trained_on:
+        raise RealisIDInputError(node=node, input_name="identity", problem=f"the identity was made with the "
+                                 f"{identity.pack} pack, but the ID projector was trained on {trained_on} embeddings "
+                                 "(another recogniser: its vectors would mean nothing to the projector)",
+                                 fix=f"choose '{trained_on}' in RealisID Face Analysis Loader for the identities")
 
 
 def project(projector: torch.nn.Module, identity: Identity, node: str, device=None, raw: bool = False) -> IdentityTokens:
@@ -137,6 +136,7 @@ def project(projector: torch.nn.Module, identity: Identity, node: str, device=No
     if identity.embeddings.shape[-1] != projector.embedding_width:
         raise RealisIDInputError(node, "identity", f"the identity has {identity.embeddings.shape[-1]}-wide embeddings "
                                  f"but the projector takes {projector.embedding_width}", "use a projector made for ArcFace embeddings")
+    check_pack(identity, getattr(projector, "pack", None), node)
     device = device or next(projector.parameters()).device
     vectors = identity.raw() if raw else identity.embeddings
     dtype = next(projector.parameters()).dtype

@@ -64,15 +64,30 @@ def mean_identity(embeddings: torch.Tensor, node: str, input_name: str, norms=No
     return Identity(unit(mean), length, pack)
 
 
+def common_pack(packs, node: str, input_name: str = "identity") -> str | None:
+    """The one insightface pack (recogniser) of several identities or faces; None when any is unknown.
+    Two known packs are refused: the embeddings of two recognisers mean different things."""
+    packs = list(packs)
+    known = sorted({p for p in packs if p is not None})
+    if len(known) > 1:
+        which = ", ".join(f"identity {k}: {p}" for k, p in enumerate(packs, 1) if p is not None)
+        raise RealisIDInputError(node=node, input_name=input_name, problem=f"the identities were made with different "
+                                 f"face-analysis packs ({which}): each pack's recogniser makes its own kind of "
+                                 "embedding, and a projector understands only the one it was trained on",
+                                 fix="make every identity with the same pack in RealisID Face Analysis Loader "
+                                     f"(the one the projector was trained on: {' or '.join(known)})")
+    return known[0] if known and None not in packs else None
+
+
 def join_identities(identities: list[Identity], node: str) -> Identity:
-    """Several identities in order (person 1 first)."""
+    """Several identities in order (person 1 first), with their common pack (mixing packs is refused)."""
     widths = {i.embeddings.shape[-1] for i in identities}
     if len(widths) != 1:
         raise RealisIDInputError(node, "identity", f"the identities have different embedding widths {sorted(widths)}",
                                  "make every identity with the same face-analysis pack")
+    pack = common_pack([i.pack for i in identities], node)
     norms = None if any(i.norms is None for i in identities) else torch.cat([i.norms for i in identities])
-    packs = {i.pack for i in identities}
-    return Identity(torch.cat([i.embeddings for i in identities]), norms, packs.pop() if len(packs) == 1 else None)
+    return Identity(torch.cat([i.embeddings for i in identities]), norms, pack)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from realisid_core.models.description import INSTANTID_IDENTITYNET, BranchDescription, guess_known_kind
+from realisid_core.models.description import INSTANTID_IDENTITYNET, BranchDescription, ControlNetShapes, known_kind_from_shapes
 from realisid_core.errors import RealisIDInputError
 from realisid_core.faces.pose import FacePose, frontal_pose
 from realisid_core.branches.geometry import regions_from_locations
@@ -95,8 +95,8 @@ def test_branch_descriptions_travel_as_metadata_and_refuse_nonsense():
         BranchDescription("local", "SD1.5", hint_format="canny")
     with pytest.raises(ValueError, match="guidance format"):
         BranchDescription("global", "SD1.5")
-    assert guess_known_kind("/m/controlnet/InstantID/diffusion_pytorch_model.safetensors") == "InstantID IdentityNet"
-    assert guess_known_kind("/m/controlnet/realisid_local.safetensors") is None
+    assert known_kind_from_shapes(ControlNetShapes(2048, 3)) == "InstantID IdentityNet"
+    assert known_kind_from_shapes(ControlNetShapes(768, 3)) is None
     assert INSTANTID_IDENTITYNET.hint_format == "instantid-kps" and INSTANTID_IDENTITYNET.working_size == 128
 
 
