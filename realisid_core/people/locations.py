@@ -85,16 +85,20 @@ class FaceLocations:
 def parse_locations(text: str, width: int, height: int, node: str = "RealisID", input_name: str = "locations") -> FaceLocations:
     """Parse one face per line: `cx cy size` (square, size as a fraction of the shorter side)
     or `cx cy w h` (fractions of width and height). Commas or spaces separate; `#` starts a comment."""
+    if not all(isinstance(v, (int, float, np.integer)) and not isinstance(v, bool) and v > 0 for v in (width, height)):
+        raise RealisIDInputError(node=node, input_name="width/height", problem=f"the picture is {width}×{height}",
+                                 fix="give the picture's width and height in pixels, both above 0")
     rows = []
     short = min(width, height)
     for line_no, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].replace(",", " ").strip()
+        shown = raw.strip() if len(raw.strip()) <= 60 else raw.strip()[:57] + "..."
         if not line:
             continue
         try:
             values = [float(v) for v in line.split()]
-        except ValueError:
-            raise RealisIDInputError(node, input_name, f"line {line_no} ('{raw.strip()}') is not a list of numbers",
+        except (ValueError, OverflowError):
+            raise RealisIDInputError(node, input_name, f"line {line_no} ('{shown}') is not a list of numbers",
                                      "write 'cx cy size' or 'cx cy w h' with numbers between 0 and 1") from None
         if len(values) == 3:
             cx, cy, size = values
@@ -102,7 +106,7 @@ def parse_locations(text: str, width: int, height: int, node: str = "RealisID", 
         elif len(values) == 4:
             rows.append(values)
         else:
-            raise RealisIDInputError(node, input_name, f"line {line_no} ('{raw.strip()}') has {len(values)} numbers",
+            raise RealisIDInputError(node, input_name, f"line {line_no} ('{shown}') has {len(values)} numbers",
                                      "write 3 numbers (cx cy size) or 4 numbers (cx cy w h) per face")
     boxes = torch.tensor(rows, dtype=torch.float64).reshape(-1, 4)
     return FaceLocations(boxes, int(width), int(height)).validated(node, input_name)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 
 from ..errors import RealisIDInputError
@@ -144,9 +143,22 @@ def with_strength(person: Person, strength: float) -> Person:
 
 
 def box_from_fractions(values, node: str, input_name: str) -> tuple[float, float, float, float]:
-    """A (cx, cy, w, h) box from four fractions; errors name the node and input."""
-    values = [float(v) for v in values]
-    if len(values) != 4 or not all(np.isfinite(values)):
-        raise RealisIDInputError(node, input_name, f"expected 4 numbers 'cx cy w h', got {values}",
-                                 "write the face box as centre x, centre y, width, height, fractions of the picture")
-    return tuple(values)
+    """A (cx, cy, w, h) box from four fractions (a sequence, or text separated by spaces or commas); errors
+    name the node, the input and the first word that is not a number."""
+    words = values.replace(",", " ").split() if isinstance(values, str) else list(values)
+    how = ("write the face box as 4 numbers: centre x, centre y, width, height, fractions of the picture "
+           "(e.g. 0.5 0.4 0.3 0.3)")
+    numbers = []
+    for word in words:
+        try:
+            numbers.append(float(word))
+        except (TypeError, ValueError, OverflowError):
+            shown = str(word) if len(str(word)) <= 40 else str(word)[:37] + "..."
+            raise RealisIDInputError(node=node, input_name=input_name, problem=f"'{shown}' is not a number",
+                                     fix=how) from None
+    if len(numbers) != 4:
+        raise RealisIDInputError(node=node, input_name=input_name, problem=f"expected 4 numbers 'cx cy w h', got "
+                                 f"{len(numbers)}" + (f" ({' '.join(f'{v:g}' for v in numbers[:6])})" if numbers else ""),
+                                 fix=how)
+    box = FaceLocations(torch.tensor([numbers], dtype=torch.float64), 0, 0).validated(node, input_name)
+    return tuple(box.boxes[0].tolist())
