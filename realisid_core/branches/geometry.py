@@ -117,9 +117,40 @@ def feather_mask(size: int, feather: float, dtype=torch.float32, device=None) ->
 
 def _feather_mask64(size: int, feather: float) -> torch.Tensor:
     u = (torch.arange(size, dtype=torch.float64) + 0.5) / size
-    edge = torch.minimum(u, 1 - u)
-    ramp = torch.ones_like(u) if feather <= 0 else (edge / feather).clamp(max=1)
+    ramp = _profile(u, feather, torch.tensor(False), torch.tensor(False))
     return ramp[:, None] * ramp[None, :]
+
+
+def _profile(u: torch.Tensor, feather: float, lo_open: torch.Tensor, hi_open: torch.Tensor) -> torch.Tensor:
+    """The feather along one axis at crop positions u in [0, 1): rising from 0 at the low edge and falling to
+    0 at the high edge over `feather`, except at an edge that is open (on the picture's border: no seam)."""
+    if feather <= 0:
+        return torch.ones_like(u)
+    inf = torch.full((), math.inf, dtype=u.dtype)
+    lo = torch.where(lo_open, inf, u / feather)
+    hi = torch.where(hi_open, inf, (1 - u) / feather)
+    return torch.minimum(lo, hi).clamp(max=1)
+
+
+BORDER_TOLERANCE = 1e-6  # latent cells: a crop edge this close to the picture's edge lies on it
+
+
+def border_sides(regions: SquareRegions, latent_height: int, latent_width: int) -> torch.Tensor:
+    """[F, 4] bool (left, top, right, bottom): which edges of each region lie on or past the border of the
+    latent it is pasted on. There the crop meets no other part of the picture, so there is no seam to
+    hide and the feather leaves the residuals whole (a crop that is the whole frame pastes unfeathered)."""
+    r = regions.cpu64()
+    eps = BORDER_TOLERANCE
+    return torch.stack([r.x0 <= eps, r.y0 <= eps, r.x0 + r.side >= latent_width - eps,
+                        r.y0 + r.side >= latent_height - eps], dim=-1)
+
+
+def _face_masks64(resample: int, feather: float, sides: torch.Tensor) -> torch.Tensor:
+    """[F, r, r] each face's feather mask with its open sides (`border_sides`) left unfeathered."""
+    u = (torch.arange(resample, dtype=torch.float64) + 0.5) / resample
+    wx = _profile(u[None, :], feather, sides[:, 0:1], sides[:, 2:3])
+    wy = _profile(u[None, :], feather, sides[:, 1:2], sides[:, 3:4])
+    return wy[:, :, None] * wx[:, None, :]
 
 
 def _paste_axis_weights(start: torch.Tensor, extent: torch.Tensor, n_src: int, lo: torch.Tensor,
@@ -142,7 +173,8 @@ class LevelPaste:
     rows: torch.Tensor        # [F, h, resample]: overlap of each face's window rows with its pixels
     cols: torch.Tensor        # [F, w, resample]
     windows: tuple            # per face (i0, j0, h_f, w_f): where its window sits, clipped to the grid
-    mask: torch.Tensor        # [resample, resample] feather, or [F, 1, resample, resample] where faces overlap
+    mask: torch.Tensor        # [resample, resample] feather, or [F, 1, resample, resample] per face (faces that
+                              # overlap, or reach the picture's border)
     blend: torch.Tensor | None = None  # [out_height, out_width] cell scale where overlaps still sum past 1
 
     @property
@@ -162,8 +194,9 @@ def plan_level_paste(regions: SquareRegions, working_size: int, size: int, laten
     paste as one face would; a cell never gets more than one face's full weight (a last
     per-cell scale, `blend`, catches what the pixel grids of two faces leave past 1 at their
     edges). Faces that do not overlap paste exactly as alone, including several faces
-    smaller than a cell adding their area shares in one deep cell. All of it is computed
-    once per level and kept in the plan.
+    smaller than a cell adding their area shares in one deep cell. The feather ramps only
+    where a crop meets the rest of the picture: an edge on the latent's border is not
+    feathered (`border_sides`). All of it is computed once per level and kept in the plan.
     """
     k = halvings_between(working_size, size)
     out_height, out_width = halve(latent_height, k), halve(latent_width, k)
@@ -184,10 +217,13 @@ def plan_level_paste(regions: SquareRegions, working_size: int, size: int, laten
     rows = rows * (torch.arange(h)[None, :] < heights[:, None])[..., None]
     cols = cols * (torch.arange(w)[None, :] < widths[:, None])[..., None]
     windows = tuple(zip(lo_y.long().tolist(), lo_x.long().tolist(), heights.tolist(), widths.tolist()))
-    mask = _overlap_masks(level, resample, feather)
+    sides = border_sides(regions, latent_height, latent_width)
+    mask = _overlap_masks(level, resample, feather, sides)
     blend = None
-    if mask is None:
+    if mask is None and (feather <= 0 or not bool(sides.any())):
         mask = _feather_mask64(resample, feather)
+    elif mask is None:
+        mask = _face_masks64(resample, feather, sides)[:, None]  # [F, 1, r, r]
     else:
         blend = _cell_blend(rows, cols, mask, windows, out_height, out_width)
         mask = mask[:, None]  # [F, 1, r, r]: broadcast over channels
@@ -196,21 +232,23 @@ def plan_level_paste(regions: SquareRegions, working_size: int, size: int, laten
                       windows, mask.to(device, compute), None if blend is None else blend.to(device, compute))
 
 
-def _ramp(pos: torch.Tensor, start: torch.Tensor, side: torch.Tensor, feather: float) -> torch.Tensor:
-    """A feather profile along one axis, evaluated at positions `pos` [F, r] for each region g: [F, G, r]."""
+def _ramp(pos: torch.Tensor, start: torch.Tensor, side: torch.Tensor, feather: float, lo_open: torch.Tensor,
+          hi_open: torch.Tensor) -> torch.Tensor:
+    """A feather profile along one axis, evaluated at positions `pos` [F, r] for each region g: [F, G, r]
+    (`lo_open`/`hi_open` [G]: g's edges on the picture's border, not feathered)."""
     u = (pos[:, None, :] - start[None, :, None]) / side[None, :, None]
     inside = (u >= 0) & (u < 1)
-    if feather <= 0:
-        return inside.to(torch.float64)
-    return torch.where(inside, (torch.minimum(u, 1 - u) / feather).clamp(max=1), torch.zeros(()).double())
+    profile = _profile(u, feather, lo_open[None, :, None], hi_open[None, :, None])
+    return torch.where(inside, profile, torch.zeros(()).double())
 
 
-def _overlap_masks(level: SquareRegions, resample: int, feather: float) -> torch.Tensor | None:
+def _overlap_masks(level: SquareRegions, resample: int, feather: float, sides: torch.Tensor) -> torch.Tensor | None:
     """[F, r, r] per-face weights where faces overlap (float64, CPU), or None when no two faces overlap.
 
     At the centre of each of face f's r×r pixels, every face g's feather mask m_g is
     evaluated (the same profile `feather_mask` samples at g's own pixel centres); face f's
-    weight there is m_f · max_g m_g / Σ_g m_g. Alone, that is m_f; n identical faces get
+    weight there is m_f · max_g m_g / Σ_g m_g (m_g left whole along g's sides on the picture's
+    border, as `border_sides` says). Alone, that is m_f; n identical faces get
     m/n each; the weights at any point sum to the strongest mask there, never past 1.
     """
     if level.count < 2:
@@ -218,7 +256,8 @@ def _overlap_masks(level: SquareRegions, resample: int, feather: float) -> torch
     t = (torch.arange(resample, dtype=torch.float64) + 0.5) / resample
     xs = level.x0[:, None] + t[None, :] * level.side[:, None]  # [F, r] pixel centres of each face
     ys = level.y0[:, None] + t[None, :] * level.side[:, None]
-    wx, wy = _ramp(xs, level.x0, level.side, feather), _ramp(ys, level.y0, level.side, feather)  # [F, G, r]
+    wx = _ramp(xs, level.x0, level.side, feather, sides[:, 0], sides[:, 2])  # [F, G, r]
+    wy = _ramp(ys, level.y0, level.side, feather, sides[:, 1], sides[:, 3])
     faces = level.count
     own = torch.stack([wy[f, f][:, None] * wx[f, f][None, :] for f in range(faces)])  # [F, r, r]
     total, strongest = torch.zeros_like(own), torch.zeros_like(own)
