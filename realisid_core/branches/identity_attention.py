@@ -11,7 +11,12 @@ much of each token's cell it covers:
 
     out = attn(q, K_text, V_text) + w · Σ_p m_p ⊙ attn(q, K_p, V_p)
 
-so one person's identity never reaches another's face or the background. Where regions overlap,
+What that guarantees is per layer: inside each cross-attention layer, person p's identity term is
+added only at the tokens of p's region, so no layer attends to one person's identity at another's face
+or at the background, and two identities never mix at one token. It is not a guarantee about the
+picture: between those layers the U-Net's convolutions and self-attention mix every position with
+others, so each person's identity still influences cells outside their region (no cell of the output
+outside the regions is unchanged), as anything added anywhere in a U-Net does. Where regions overlap,
 the shares are scaled to sum to 1 (never a double dose). CFG's unconditional rows get the null
 tokens (the Resampler of a zero embedding) in the same regions, as InstantID's pipeline does.
 
@@ -158,7 +163,8 @@ def add_identity_attention(out: torch.Tensor, q: torch.Tensor, keys: torch.Tenso
     out, q: [B, N, C] (the base attention's output, the projected queries); keys, values: [P, K, C]
     (to_k_ip / to_v_ip of each person's tokens); null_key, null_value: [1, K, C] (of the null tokens),
     used on the rows where `uncond` [B] is true; attention(q [B, n, C], k [B, K, C], v [B, K, C]) → [B, n, C].
-    Tokens outside every region are returned bit for bit.
+    Tokens outside every region are returned bit for bit (by this layer: the layers after it spread
+    what it added, see the module's docstring).
     """
     rows = uncond.to(q.device).view(-1, 1, 1)
     result = None
