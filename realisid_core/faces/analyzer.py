@@ -92,7 +92,13 @@ class FaceAnalyzer:
             if file is None:
                 continue
             path = os.path.join(key.folder, file)
-            model = model_zoo.get_model(path, providers=list(key.providers))
+            try:
+                model = model_zoo.get_model(path, providers=list(key.providers))
+            except Exception as exc:  # noqa: BLE001 — onnxruntime's own errors on an empty, cut or foreign file
+                raise RealisIDInputError(node=node, input_name="pack", problem=f"{path} is not a readable ONNX model "
+                                         f"({os.path.getsize(path):,} bytes; onnxruntime: {str(exc)[:160]})",
+                                         fix=f"replace it with the original {file} of the {pack} pack (download "
+                                             f"{pack}.zip again)") from None
             if model is None or model.taskname != task:
                 got = "nothing insightface recognises" if model is None else f"a '{model.taskname}' model"
                 raise RealisIDInputError(node, "pack", f"{path} should be the pack's {task} model but is {got}",
