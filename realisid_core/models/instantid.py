@@ -86,12 +86,18 @@ def read_adapter_file(path: str, node: str) -> AdapterFile:
 def split_adapter_state(data, name: str, node: str) -> AdapterFile:
     """{"image_proj", "ip_adapter"} dicts from the nested or the prefix-flattened layout."""
     if isinstance(data, dict) and isinstance(data.get("image_proj"), dict) and isinstance(data.get("ip_adapter"), dict):
+        for part in ("image_proj", "ip_adapter"):
+            for key, value in data[part].items():
+                if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+                    raise RealisIDInputError(node, INPUT, f"{name}: '{part}' entry '{str(key)[:80]}' is "
+                                             f"{type(value).__name__ if not isinstance(value, torch.Tensor) else value.dtype}"
+                                             ", not a tensor of weights", GET_IT)
         return AdapterFile(data["image_proj"], data["ip_adapter"])
     if isinstance(data, dict):
         parts = {"image_proj": {}, "ip_adapter": {}}
         for key, value in data.items():
             head, _, rest = str(key).partition(".")
-            if head in parts and rest and isinstance(value, torch.Tensor):
+            if head in parts and rest and isinstance(value, torch.Tensor) and value.is_floating_point():
                 parts[head][rest] = value
         if parts["image_proj"] and parts["ip_adapter"]:
             return AdapterFile(parts["image_proj"], parts["ip_adapter"])

@@ -98,9 +98,16 @@ def resampler_from_state_dict(state: dict[str, torch.Tensor], name: str, node: s
     for key in ("latents", "proj_in.weight", "proj_out.weight", "layers.0.0.to_q.weight", "layers.0.1.1.weight"):
         if key not in state:
             refuse(f"has no '{key}'")
-    depth = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"layers\.(\d+)\.", k)))
+    for key, ndim in (("latents", 3), ("proj_in.weight", 2), ("proj_out.weight", 2), ("layers.0.0.to_q.weight", 2),
+                      ("layers.0.1.1.weight", 2)):
+        if state[key].ndim != ndim or 0 in state[key].shape:
+            refuse(f"has '{key}' of shape {tuple(state[key].shape)}, not {ndim}-dimensional")
+    indices = sorted({int(m.group(1)) for k in state if (m := re.match(r"layers\.(\d+)\.", k))})
+    depth = len(indices)
+    if indices != list(range(depth)):  # a stray 'layers.99999.' must not make a Resampler 100000 layers deep
+        refuse(f"numbers its layers {indices[:3]}…{indices[-1]}, not 0 to {depth - 1}")
     latents, proj_in, proj_out = state["latents"], state["proj_in.weight"], state["proj_out.weight"]
-    if latents.ndim != 3 or latents.shape[0] != 1:
+    if latents.shape[0] != 1:
         refuse(f"has latents of shape {tuple(latents.shape)}, not [1, queries, width]")
     dim = latents.shape[2]
     inner = state["layers.0.0.to_q.weight"].shape[0]
@@ -109,16 +116,18 @@ def resampler_from_state_dict(state: dict[str, torch.Tensor], name: str, node: s
     ff = state["layers.0.1.1.weight"].shape[0]
     if ff % dim:
         refuse(f"has a feed-forward {ff} wide, not a multiple of its width {dim}")
-    resampler = Resampler(dim=dim, depth=depth, heads=inner // DIM_HEAD, num_queries=latents.shape[1],
-                          embedding_dim=proj_in.shape[1], output_dim=proj_out.shape[0], ff_mult=ff // dim)
-    expected = resampler.state_dict()
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})" for k, v in expected.items()
-             if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    sizes = dict(dim=dim, depth=depth, heads=inner // DIM_HEAD, num_queries=latents.shape[1],
+                 embedding_dim=proj_in.shape[1], output_dim=proj_out.shape[0], ff_mult=ff // dim)
+    with torch.device("meta"):  # shapes first: nothing is allocated for a file that does not fit them
+        expected = {k: v.shape for k, v in Resampler(**sizes).state_dict().items()}
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v)})" for k, v in expected.items()
+             if k in state and tuple(state[k].shape) != tuple(v)]
     missing = [k for k in expected if k not in state]
     extra = [k for k in state if k not in expected]
     if wrong or missing or extra:
         refuse("does not have the Resampler's layout: " + "; ".join(
             ([f"shapes {', '.join(wrong[:3])}"] if wrong else []) + ([f"missing {', '.join(missing[:3])}"] if missing else [])
             + ([f"unknown {', '.join(extra[:3])}"] if extra else [])))
+    resampler = Resampler(**sizes)
     resampler.load_state_dict({k: v.float() for k, v in state.items()})
     return resampler.eval().requires_grad_(False)
