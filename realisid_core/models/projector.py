@@ -55,9 +55,12 @@ def projector_from_state_dict(state: dict[str, torch.Tensor], name: str, node: s
         raise RealisIDInputError(node, "projector", f"{name} is not a RealisID ID projector (keys {', '.join(KEYS)} not found)",
                                  "choose an ID projector file from models/realisid")
     weight, norm = sd["proj.weight"], sd["norm.weight"]
-    if weight.ndim != 2 or norm.ndim != 1 or weight.shape[0] % norm.shape[0]:
+    if weight.ndim != 2 or norm.ndim != 1 or 0 in weight.shape or 0 in norm.shape or weight.shape[0] % norm.shape[0] \
+            or tuple(sd["proj.bias"].shape) != weight.shape[:1] or sd["norm.bias"].shape != norm.shape:
         raise RealisIDInputError(node, "projector", f"{name} has inconsistent shapes: proj.weight {tuple(weight.shape)}, "
-                                 f"norm.weight {tuple(norm.shape)}", "re-export the projector (proj.weight must be [K·D, E])")
+                                 f"norm.weight {tuple(norm.shape)}, proj.bias {tuple(sd['proj.bias'].shape)}, norm.bias "
+                                 f"{tuple(sd['norm.bias'].shape)}",
+                                 "re-export the projector (proj.weight [K·D, E], proj.bias [K·D], norm [D])")
     projector = IDProjector(weight.shape[1], weight.shape[0] // norm.shape[0], norm.shape[0])
     projector.load_state_dict({k: v.float() for k, v in sd.items()})
     return projector.eval().requires_grad_(False)

@@ -178,3 +178,16 @@ def test_a_projector_refuses_a_code_carrying_pickle_before_reading_it(tmp_path):
     torch.save({"x": WritesAFile(marker)}, path)
     message = refused(load_projector, path)
     assert "projector.safetensors is a PyTorch pickle" in message and not marker.exists()
+
+
+@pytest.mark.parametrize("shapes", [
+    {"proj.weight": (64, 512), "proj.bias": (64,), "norm.weight": (0,), "norm.bias": (0,)},      # no width
+    {"proj.weight": (64, 512), "proj.bias": (32,), "norm.weight": (16,), "norm.bias": (16,)},    # bias misfit
+    {"proj.weight": (64, 512), "proj.bias": (64,), "norm.weight": (16,), "norm.bias": (8,)},
+    {"proj.weight": (64,), "proj.bias": (64,), "norm.weight": (16,), "norm.bias": (16,)},
+    {"proj.weight": (0, 512), "proj.bias": (0,), "norm.weight": (16,), "norm.bias": (16,)},
+])
+def test_a_projector_with_inconsistent_shapes_is_named(tmp_path, shapes):
+    path = tmp_path / "odd_projector.safetensors"
+    save_file({k: torch.zeros(v) for k, v in shapes.items()}, str(path))
+    assert "odd_projector.safetensors has inconsistent shapes" in refused(load_projector, path)
