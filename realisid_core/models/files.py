@@ -33,6 +33,7 @@ from ..errors import RealisIDInputError
 SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pt2")
 _MAX_HEADER = 100 * 2**20  # safetensors' own limit on the JSON header
+_MAX_SCAN = 256 * 2**20    # how much of a legacy torch file the pickle scan reads
 HOLDS_CODE = ("holds code / pickled objects other than tensors ({names}); it was refused and nothing in it was run "
               "(loading it could run code)")
 
@@ -165,8 +166,8 @@ def _pickle_streams(path: str) -> list[tuple[bytes, int]]:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             return [(z.read(n), 1) for n in z.namelist() if n.endswith(".pkl")]
-    with open(path, "rb") as f:
-        return [(f.read(), 5)]
+    with open(path, "rb") as f:  # the pickles come first; the tensor bytes after them are not needed
+        return [(f.read(_MAX_SCAN), 5)]
 
 
 def pickle_globals(data: bytes, streams: int = 1) -> list[str]:
