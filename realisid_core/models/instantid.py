@@ -25,7 +25,7 @@ from torch import nn
 from ..errors import RealisIDInputError
 from ..branches.identity_attention import describe_layers
 from ..cache import SharedModels
-from .files import is_safetensors, read_safetensors, read_torch_pickle
+from .files import check_file, is_safetensors, read_safetensors, read_torch_pickle
 from .resampler import Resampler, resampler_from_state_dict
 
 log = logging.getLogger("RealisID")
@@ -139,6 +139,7 @@ _adapters = SharedModels()
 
 def load_adapter(path: str, node: str = "RealisID Load InstantID Adapter") -> InstantIDAdapter:
     """The adapter in `path`, loaded once per (file, modification time) on the CPU in float32."""
+    check_file(path, INPUT, GET_IT, node)
     key = (os.path.realpath(path), os.path.getmtime(path))
     name = os.path.basename(path)
 

@@ -19,7 +19,7 @@ from ..errors import RealisIDInputError
 from ..people.identity import Identity
 from ..people.identity import IdentityTokens
 from ..cache import SharedModels
-from .files import read_safetensors, safetensors_header
+from .files import check_file, read_safetensors, safetensors_header
 
 log = logging.getLogger("RealisID")
 
@@ -113,6 +113,7 @@ def load_projector(path: str, node: str = "RealisID ID Projector Loader") -> IDP
 
     A file that is not a complete safetensors file (a pickle checkpoint, a truncated or corrupt
     download) is refused with a RealisIDInputError naming the file, the problem and the fix."""
+    check_file(path, "projector_name", READ_FIX, node)
     key = (os.path.realpath(path), os.path.getmtime(path))
     return _projectors.get(key, lambda: read_projector_file(path, node), f"ID projector {os.path.basename(path)}")
 

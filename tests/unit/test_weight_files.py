@@ -191,3 +191,11 @@ def test_a_projector_with_inconsistent_shapes_is_named(tmp_path, shapes):
     path = tmp_path / "odd_projector.safetensors"
     save_file({k: torch.zeros(v) for k, v in shapes.items()}, str(path))
     assert "odd_projector.safetensors has inconsistent shapes" in refused(load_projector, path)
+
+
+@pytest.mark.parametrize("load, name", [(load_projector, "p.safetensors"), (load_adapter, "ip-adapter.bin")])
+def test_the_loaders_name_a_symlink_loop_and_a_missing_file(tmp_path, load, name):
+    loop = tmp_path / name
+    loop.symlink_to(tmp_path / name)
+    assert f"{name} is a symbolic link that loops back on itself" in refused(load, loop)
+    assert "does not exist" in refused(load, tmp_path / "gone" / name)
