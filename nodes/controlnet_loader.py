@@ -49,6 +49,8 @@ def describe_file(path: str, kind: str, found: ControlNetShapes, metadata: dict)
     in `kind` or recognised by the file's shapes; checked against the shapes."""
     name = os.path.basename(path)
     if kind != AUTO:
+        if kind not in KNOWN_CONTROLNETS:
+            raise _refuse(f"'{kind}' is no kind this node knows", f"choose one of {', '.join(KINDS)}", "kind")
         described = KNOWN_CONTROLNETS[kind]
         if known_kind_from_shapes(found) != kind:
             raise _refuse(f"{name} is {found.describe()}, not {kind}",

@@ -118,3 +118,8 @@ def test_a_truncated_controlnet_is_named_before_comfyuis_loader(loader, tiny, mo
     choose(monkeypatch, loader, path)
     message = refusal(loader.RealisIDLoadControlNet().load, "cut.safetensors", AUTO)
     assert "cut.safetensors is truncated" in message
+
+
+def test_an_unknown_kind_is_named(loader, tiny):
+    assert "input 'kind': 'canny' is no kind this node knows" in refusal(loader.read_description,
+                                                                         str(tiny["sd15_local"]), "canny")
