@@ -72,17 +72,14 @@ def missing_parts(folder: str, parts, variant: str = "") -> list[str]:
 
 def check_base_folder(config: Config, family: str | None) -> str:
     """The location of the base model (see `model_location`); for a local folder, ConfigError naming every
-    part it lacks (`family` None: only the U-Net, which tells the family)."""
+    part it lacks (`family` None: the parts every family has; SDXL's second encoder once the family is known)."""
     b = config.base
     location = model_location(b.model)
     if not os.path.isdir(location):
         return location
-    if family is None:
-        parts = ["unet"]
-    else:
-        parts = [p for p in PARTS if p not in SDXL_ONLY or family == "SDXL"]
-        if b.vae:
-            parts.remove("vae")
+    parts = [p for p in PARTS if p not in SDXL_ONLY or family == "SDXL"]
+    if b.vae:
+        parts.remove("vae")
     problems = missing_parts(location, parts, b.variant)
     if problems:
         raise ConfigError(f"base.model = {b.model!r} is not a complete diffusers {family or 'SD'} folder: "
