@@ -83,15 +83,31 @@ def test_the_jobs_file_csv_and_jsonl(tmp_path):
     with pytest.raises(BatchError, match="column 'seed.seed': unknown node title 'seed'"):
         (tmp_path / "bad.csv").write_text("seed.seed\n1\n")
         read_jobs(tmp_path / "bad.csv", wf)
-    with pytest.raises(BatchError, match="job id 'A' \\(row 2\\) repeats the id of row 1"):
-        (tmp_path / "dup.csv").write_text("id,sampler.seed\na,1\nA,2\n")
-        read_jobs(tmp_path / "dup.csv", wf)
     jsonl = tmp_path / "jobs.jsonl"
     jsonl.write_text('{"id": "x", "sampler.seed": 3, "prompt.text": null}\n\n[1]\n{"sampler.seed": 4}\n')
     rows = read_jobs(jsonl, wf)
     assert [(r.id, r.values, r.error) for r in rows] == [("x", {"sampler.seed": 3}, None),
                                                           ("row-0002", {}, "malformed line 3: not a JSON object"),
                                                           ("row-0003", {"sampler.seed": 4}, None)]
+
+
+def test_a_repeated_job_id_fails_that_row_alone(tmp_path):
+    """It used to stop the whole run (exit 2, nothing queued); docs/batch.md promises a bad row fails alone."""
+    wf = _workflow()
+    (tmp_path / "dup.csv").write_text("id,sampler.seed\na,1\nA,2\nb,3\na,4\n")
+    rows = read_jobs(tmp_path / "dup.csv", wf)
+    assert [(r.id, r.error is None) for r in rows] == [("a", True), ("A#row2", False), ("b", True), ("a#row4", False)]
+    assert rows[1].error.startswith("job id 'A' (row 2) repeats the id of row 1") and "id of its own" in rows[1].error
+    assert rows[3].error.startswith("job id 'a' (row 4) repeats the id of row 1")
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.sync([(r.id, r.row, r.values, r.error) for r in rows])
+    assert {j.id: j.state for j in ledger.jobs()} == {"a": "pending", "A#row2": "failed", "b": "pending",
+                                                      "a#row4": "failed"}
+    assert ledger.job("a").values == {"sampler.seed": "1"}
+    ledger.close()
+    jsonl = tmp_path / "dup.jsonl"
+    jsonl.write_text('{"id": "x"}\n{"id": "x"}\n{"id": "x#row2"}\n')
+    assert [r.id for r in read_jobs(jsonl, wf)] == ["x", "x#row2", "x#row2#row3"]
 
 
 def test_output_names_come_from_the_job_id():
