@@ -46,6 +46,7 @@ class Options:
     down_grace: float = 10.0
     give_up_after: float = 600.0
     image_inputs: frozenset = frozenset()
+    waiting_note_every: float = 30.0  # while no server answers: how often to say so (the first note at once)
 
 
 class GaveUp(Exception):
@@ -66,6 +67,8 @@ class Link:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     listener: asyncio.Task | None = None
     said_down: bool = False
+    down_at: float | None = None       # wall clock, for the waiting note
+    last_error: str = "not answered yet"
 
     @property
     def url(self) -> str:
@@ -147,18 +150,37 @@ class Runner:
         return self.stats
 
     async def _watchdog(self) -> None:
-        """Ends the run when everything is finished; gives up when no server has answered for too long."""
-        unreachable_since = None
+        """Ends the run when everything is finished; gives up when no server has answered for too long, saying
+        what it waits for while it waits."""
+        unreachable_since = noted = None
         while not self.finished.is_set():
             await asyncio.sleep(0.5)
             self._refresh()
-            if any(link.up for link in self.links.values() if link.depth or link.inflight):
-                unreachable_since = None
-            elif unreachable_since is None:
-                unreachable_since = time.monotonic()
-            elif time.monotonic() - unreachable_since > self.options.give_up_after:
+            needed = [link for link in self.links.values() if link.depth or link.inflight]
+            now = time.monotonic()
+            if any(link.up for link in needed):
+                if noted is not None:
+                    self.display.notice("a server answers: going on")
+                unreachable_since = noted = None
+                continue
+            if unreachable_since is None:
+                unreachable_since = now
+            waited = now - unreachable_since
+            if waited > self.options.give_up_after:
                 raise GaveUp(f"no server answered for {self.options.give_up_after:.0f} s "
                              f"({', '.join(self.links)}); start them and run again: nothing is lost")
+            if noted is None or now - noted >= self.options.waiting_note_every:
+                noted = now
+                self.display.notice(self._waiting_note(needed, waited))
+
+    def _waiting_note(self, links: list[Link], waited: float) -> str:
+        def since(link):
+            return time.strftime("%H:%M:%S", time.localtime(link.down_at)) if link.down_at else "the start"
+        servers = "; ".join(f"{link.url} (down since {since(link)}: {link.last_error})" for link in links)
+        left = self.options.give_up_after - waited
+        return (f"waiting for a server, none answers: {servers}; {self.ledger.counts()['pending']} jobs waiting; "
+                f"giving up in {left:.0f} s (--give-up-after {self.options.give_up_after:.0f}); start a server, or "
+                "press Ctrl-C (nothing is lost)")
 
     async def _nap(self, link: Link, seconds: float) -> None:
         try:
@@ -187,7 +209,7 @@ class Runner:
 
     # server up and down -------------------------------------------------------------------
     async def _came_up(self, link: Link) -> None:
-        link.up, link.down_since = True, None
+        link.up, link.down_since, link.down_at = True, None, None
         if link.said_down:
             self.display.line(f"server {link.url} answers again: back in use")
         link.said_down = False
@@ -200,6 +222,8 @@ class Runner:
             self.display.line(f"server {link.url} does not answer: {exc}")
         link.up, link.said_down = False, True
         link.down_since = link.down_since or now
+        link.down_at = link.down_at or time.time()
+        link.last_error = str(exc).split(": ", 1)[-1]
         link.uploads.clear()  # it may come back with an empty input folder
         if link.listener:
             link.listener.cancel()

@@ -250,3 +250,46 @@ def test_the_progress_bar_on_a_terminal_and_plain_lines_without_one():
     display.line("job-1: done")
     display.draw()
     assert plain_err.getvalue() == "" and "job-1: done" in plain_out.getvalue()
+
+
+def _closed_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_with_every_server_down_the_run_says_what_it_waits_for_and_for_how_long(tmp_path):
+    """It used to wait up to --give-up-after (600 s) without a word."""
+    import asyncio
+    import io
+
+    from realisid_batch.progress import Display
+    from realisid_batch.runner import GaveUp, Options, Runner
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.sync([("j1", 1, {"sampler.seed": "1"}, None), ("j2", 2, {"sampler.seed": "2"}, None)])
+    urls = [f"http://127.0.0.1:{_closed_port()}", f"http://127.0.0.1:{_closed_port()}"]
+    err = io.StringIO()
+    runner = Runner(ledger, _workflow(), tmp_path, tmp_path, urls,
+                    Options(give_up_after=2.6, waiting_note_every=1.0), Display(2, quiet=True, out=io.StringIO(), err=err))
+    with pytest.raises(GaveUp, match="no server answered for 3 s"):
+        asyncio.run(runner.run())
+    notes = [line for line in err.getvalue().splitlines() if "waiting for a server" in line]
+    assert len(notes) >= 2, err.getvalue()  # at once, then every waiting_note_every seconds
+    for url in urls:
+        assert f"{url} (down since " in notes[0] and "cannot connect" in notes[0]
+    assert "2 jobs waiting" in notes[0] and "giving up in 3 s (--give-up-after 3)" in notes[0]
+    assert "giving up in 1 s" in notes[-1] or "giving up in 2 s" in notes[-1]
+    ledger.close()
+
+
+def test_the_cli_tells_even_with_quiet_and_exits_3(tmp_path):
+    (tmp_path / "wf.json").write_text(json.dumps(_workflow().graph))
+    (tmp_path / "jobs.csv").write_text("id,sampler.seed\na,1\n")
+    done = subprocess.run([sys.executable, "-m", "realisid_batch", "run", "-w", str(tmp_path / "wf.json"), "-j",
+                           str(tmp_path / "jobs.csv"), "-o", str(tmp_path / "out"), "-s",
+                           f"127.0.0.1:{_closed_port()}", "--give-up-after", "2", "--quiet"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert "waiting for a server, none answers" in done.stderr and "giving up in 2 s" in done.stderr
+    assert "stopped: no server answered for 2 s" in done.stderr
