@@ -131,6 +131,8 @@ def _run(args) -> int:
         if stats:
             print(f"queued {stats['queued']} prompts; {stats['recovered']} jobs picked up from an earlier run; "
                   f"{stats['moved']} moves")
+            for url, reason in stats["broken"].items():
+                print(f"server {url} was set up wrong and got no more jobs after failing each with: {reason}")
         if code == EXIT_INTERRUPTED:
             print("stopped (Ctrl-C): the ledger is consistent; jobs already on servers stay there and are "
                   "collected by the next run of the same command")
