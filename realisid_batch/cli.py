@@ -1,7 +1,8 @@
 """`python -m realisid_batch run | status | evaluate`: the command line.
 
 Exit codes: 0 everything succeeded; 1 some jobs failed; 2 the command's input is wrong (nothing
-was queued); 3 no server answered for too long; 130 stopped with Ctrl-C (the ledger is
+was queued); 3 no server answered for too long, or every server is set up wrong (the jobs wait
+in the ledger); 130 stopped with Ctrl-C (the ledger is
 consistent; run the same command again to go on).
 """
 from __future__ import annotations

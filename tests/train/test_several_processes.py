@@ -26,7 +26,8 @@ def test_two_cpu_processes_train_together_and_one_reports(prepared, tiny_sd15, t
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", str(_free_port()),
-               "-m", "realisid_train", "train", "--config", str(path), "--set", "train.cpu=true", "--quiet"]
+               "-m", "realisid_train", "train", "--config", str(path), "--set", "train.cpu=true", "--set",
+               "train.mixed_precision=no", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-4000:]
