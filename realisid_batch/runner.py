@@ -359,7 +359,9 @@ class Runner:
         if self._takers(job_id):
             self.pending.appendleft(job_id)
             if not v.is_broken(link.url):
-                self.display.line(f"{job_id}: failed on {link.url}, trying another server ({reason[:160]})")
+                again = len(v.server(link.url).streak) > 1
+                self.display.line(f"{job_id}: failed on {link.url}" + (" with the same error" if again else "") +
+                                  ", trying another server" + ("" if again else f" ({reason[:200]})"))
         else:
             v.held[job_id] = link.url
         self._settle()

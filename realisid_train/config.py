@@ -177,8 +177,9 @@ def _check_value(section: str, key: str, expected, value):
     return float(value) if kind is float else value
 
 
-def from_dict(data: dict) -> Config:
-    """A validated Config from nested dicts (a parsed TOML file); missing keys take their defaults."""
+def from_dict(data: dict, check: bool = True) -> Config:
+    """A validated Config from nested dicts (a parsed TOML file); missing keys take their defaults. `check`
+    False skips the range checks (types are always checked): for configurations saved by earlier versions."""
     sections = {}
     for name, value in data.items():
         if name not in SECTIONS:
@@ -195,7 +196,8 @@ def from_dict(data: dict) -> Config:
             values[key] = _check_value(name, key, known[key], v)
         sections[SECTIONS[name].name] = cls(**values)
     config = Config(**sections)
-    validate(config)
+    if check:
+        validate(config)
     return config
 
 
@@ -205,7 +207,7 @@ def validate(config: Config) -> None:
     check(config)
 
 
-def load_config(path: str | None, overrides: list[str] = ()) -> Config:
+def load_config(path: str | None, overrides: list[str] = (), check: bool = True) -> Config:
     """The configuration in a TOML file (defaults where it says nothing), with `section.key=value` overrides."""
     data: dict = {}
     if path:
@@ -226,7 +228,7 @@ def load_config(path: str | None, overrides: list[str] = ()) -> Config:
         except tomllib.TOMLDecodeError:
             value = raw.strip()  # a bare word: a string
         data.setdefault(section, {})[name] = value
-    return from_dict(data)
+    return from_dict(data, check)
 
 
 def _toml_value(value) -> str:

@@ -189,7 +189,7 @@ class Trainer:
             folder = found[-1][1]
         else:
             folder = find_checkpoint(t.resume)
-        saved = load_config(os.path.join(folder, "config.toml"))
+        saved = load_config(os.path.join(folder, "config.toml"), check=False)  # as it was trained
         for section, key in RESUME_MUST_MATCH:
             a, b = getattr(getattr(saved, section), key), getattr(getattr(self.config, section), key)
             if a != b:

@@ -238,3 +238,15 @@ def test_a_trainer_built_from_python_checks_its_settings_too(tmp_path):
         Trainer(replace(c, train=replace(c.train, learning_rate=-1e-3)))
     with pytest.raises(ConfigError, match="data.manifest = .*no such file"):
         Trainer(replace(c, base=replace(c.base, family="SD1.5"), data=replace(c.data, manifest=str(tmp_path / "m"))))
+
+
+def test_a_configuration_saved_with_a_checkpoint_is_read_as_it_was_trained(tmp_path):
+    """Checkpoints of earlier versions (e.g. 100 steps with the default 500 warmup steps) still export and resume."""
+    path = tmp_path / "config.toml"
+    path.write_text("[train]\nmax_steps = 100\nlr_warmup_steps = 500\n")
+    with pytest.raises(ConfigError, match="train.lr_warmup_steps = 500"):
+        load_config(str(path))
+    assert load_config(str(path), check=False).train.lr_warmup_steps == 500
+    path.write_text("[train]\nmax_steps = 'many'\n")
+    with pytest.raises(ConfigError, match="train.max_steps must be a whole number"):
+        load_config(str(path), check=False)
