@@ -190,6 +190,8 @@ def check_before_training(config: Config) -> None:
     if d.photos and not os.path.isdir(d.photos):
         refuse("data.photos", d.photos, "no such folder", "set the photo folder `prepare` analysed, or \"\" for "
                "the one it recorded")
+    if os.path.exists(t.output_dir) and not os.path.isdir(t.output_dir):
+        refuse("train.output_dir", t.output_dir, "a file, not a folder", "set a folder for the run (new or earlier)")
     if t.resume not in ("latest", "none") and not os.path.exists(t.resume):
         refuse("train.resume", t.resume, "no such checkpoint or run folder",
                "set \"latest\" (the latest of train.output_dir), \"none\", or an existing checkpoint folder")

@@ -250,3 +250,20 @@ def test_a_configuration_saved_with_a_checkpoint_is_read_as_it_was_trained(tmp_p
     path.write_text("[train]\nmax_steps = 'many'\n")
     with pytest.raises(ConfigError, match="train.max_steps must be a whole number"):
         load_config(str(path), check=False)
+
+
+def test_paths_are_checked_before_anything_is_loaded(tmp_path):
+    from dataclasses import replace
+
+    from realisid_train.validation import check_before_training
+    (tmp_path / "m.jsonl").write_text("")
+    (tmp_path / "a-file").write_text("")
+    c = Config()
+    c = replace(c, data=replace(c.data, manifest=str(tmp_path / "m.jsonl")), train=replace(c.train, cpu=True,
+                                                                                          mixed_precision="no"))
+    check_before_training(c)
+    for changed, words in [(replace(c, data=replace(c.data, photos=str(tmp_path / "none"))), "data.photos = "),
+                           (replace(c, train=replace(c.train, output_dir=str(tmp_path / "a-file"))), "a file, not a folder"),
+                           (replace(c, train=replace(c.train, resume=str(tmp_path / "ckpt"))), "no such checkpoint")]:
+        with pytest.raises(ConfigError, match=words):
+            check_before_training(changed)
