@@ -1,7 +1,8 @@
 """`python -m realisid_batch run | status | evaluate`: the command line.
 
 Exit codes: 0 everything succeeded; 1 some jobs failed; 2 the command's input is wrong (nothing
-was queued); 3 no server answered for too long; 130 stopped with Ctrl-C (the ledger is
+was queued); 3 no server answered for too long, or every server is set up wrong (the jobs wait
+in the ledger); 130 stopped with Ctrl-C (the ledger is
 consistent; run the same command again to go on).
 """
 from __future__ import annotations
@@ -131,6 +132,8 @@ def _run(args) -> int:
         if stats:
             print(f"queued {stats['queued']} prompts; {stats['recovered']} jobs picked up from an earlier run; "
                   f"{stats['moved']} moves")
+            for url, reason in stats["broken"].items():
+                print(f"server {url} was set up wrong and got no more jobs after failing each with: {reason}")
         if code == EXIT_INTERRUPTED:
             print("stopped (Ctrl-C): the ledger is consistent; jobs already on servers stay there and are "
                   "collected by the next run of the same command")

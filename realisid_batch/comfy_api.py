@@ -3,7 +3,7 @@
 Failures are sorted into two kinds: `ServerDown` (no answer, connection refused or reset, a
 5xx on a read) — the job is not to blame and goes elsewhere — and `Rejected` (the server
 answered and refused this job: a 400 from /prompt, a refused upload) — the job fails with the
-server's own words.
+server's own words, or, from /prompt, is tried on another server first (verdicts.py).
 """
 from __future__ import annotations
 

@@ -82,8 +82,17 @@ def _read_jsonl(path: Path) -> list[JobRow]:
     return rows
 
 
+def _unused_id(wanted: str, seen: dict[str, int]) -> str:
+    job_id, n = wanted, 1
+    while safe_name(job_id).lower() in seen:
+        n += 1
+        job_id = f"{wanted}-{n}"
+    return job_id
+
+
 def read_jobs(path: str | Path, workflow: Workflow) -> list[JobRow]:
-    """Every job of a CSV or JSONL file; BatchError for problems of the whole file (unknown column, repeated id)."""
+    """Every job of a CSV or JSONL file; BatchError for problems of the whole file (an unknown CSV column). A row
+    repeating an earlier row's id fails alone, under the id `<id>#row<N>`."""
     path = Path(path)
     if not path.is_file():
         raise BatchError(f"jobs file {path} does not exist")
@@ -97,9 +106,13 @@ def read_jobs(path: str | Path, workflow: Workflow) -> list[JobRow]:
     seen: dict[str, int] = {}
     for job in rows:
         key = safe_name(job.id).lower()
-        if key in seen:
-            raise BatchError(f"jobs file {path}: job id '{job.id}' (row {job.row}) repeats the id of row {seen[key]} "
-                             "(ids name the output files, so they must differ, also in upper/lower case)")
+        if key in seen:  # this row alone fails; it gets a ledger id of its own (the first row keeps the id)
+            repeated = job.id
+            job.id = _unused_id(f"{repeated}#row{job.row}", seen)
+            job.error = job.error or (
+                f"job id '{repeated}' (row {job.row}) repeats the id of row {seen[key]}: ids name the output files, "
+                "so they must differ (also in upper/lower case); give this row an id of its own")
+            key = safe_name(job.id).lower()
         seen[key] = job.row
     return rows
 

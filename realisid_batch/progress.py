@@ -37,6 +37,14 @@ class Display:
         self.out.flush()
         self.draw()
 
+    def notice(self, text: str) -> None:
+        """News about the run itself (no server answers): on stderr, also with --quiet."""
+        self._clear()
+        elapsed = time.monotonic() - self.start
+        self.err.write(f"[{elapsed:7.1f}s] {text}\n")
+        self.err.flush()
+        self.draw()
+
     def server(self, url: str, text: str) -> None:
         """What one server is doing now (shown after the bar)."""
         self.servers[url] = text

@@ -34,6 +34,7 @@ from .jobs import bind_job
 from .ledger import ACTIVE, Ledger
 from .outputs import local_names, output_files, write_atomic
 from .progress import Display
+from .verdicts import Verdicts
 from .workflow import Workflow
 
 ABANDONED_KEEP_S = 120  # how long a moved prompt may still turn up on its old server (a POST in flight)
@@ -46,10 +47,15 @@ class Options:
     down_grace: float = 10.0
     give_up_after: float = 600.0
     image_inputs: frozenset = frozenset()
+    waiting_note_every: float = 30.0  # while no server answers: how often to say so (the first note at once)
 
 
 class GaveUp(Exception):
     """No server answered for `give_up_after` seconds while jobs were left."""
+
+
+class ServersBroken(GaveUp):
+    """Every server is set up wrong (fails every job with the same error): the jobs wait in the ledger."""
 
 
 @dataclass
@@ -66,6 +72,8 @@ class Link:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     listener: asyncio.Task | None = None
     said_down: bool = False
+    down_at: float | None = None       # wall clock, for the waiting note
+    last_error: str = "not answered yet"
 
     @property
     def url(self) -> str:
@@ -84,7 +92,8 @@ class Runner:
         self.in_hand: set[str] = set()  # taken from `pending`, not yet on a server (uploading)
         self.links: dict[str, Link] = {}
         self.finished = asyncio.Event()
-        self.stats = {"queued": 0, "recovered": 0, "moved": 0}
+        self.stats = {"queued": 0, "recovered": 0, "moved": 0, "broken": {}}
+        self.verdicts = Verdicts()
         self.from_earlier_run: set[str] = set()  # jobs found on servers at start
 
     # bookkeeping --------------------------------------------------------------------------
@@ -97,7 +106,8 @@ class Runner:
             elif not link.inflight:
                 self.display.server(link.url, "idle")
         self.display.draw()
-        if not self.pending and not self.in_hand and not any(link.inflight for link in self.links.values()):
+        if not self.pending and not self.in_hand and not self.verdicts.held and \
+                not any(link.inflight for link in self.links.values()):
             self.finished.set()
             self._wake_all()
 
@@ -147,18 +157,42 @@ class Runner:
         return self.stats
 
     async def _watchdog(self) -> None:
-        """Ends the run when everything is finished; gives up when no server has answered for too long."""
-        unreachable_since = None
+        """Ends the run when everything is finished; gives up when no server has answered for too long, saying
+        what it waits for while it waits."""
+        unreachable_since = noted = None
         while not self.finished.is_set():
             await asyncio.sleep(0.5)
+            self._settle()
             self._refresh()
-            if any(link.up for link in self.links.values() if link.depth or link.inflight):
-                unreachable_since = None
-            elif unreachable_since is None:
-                unreachable_since = time.monotonic()
-            elif time.monotonic() - unreachable_since > self.options.give_up_after:
+            if self.finished.is_set():
+                break
+            self._stop_if_every_server_is_broken()
+            needed = [link for link in self.links.values()
+                      if (link.depth and not self.verdicts.is_broken(link.url)) or link.inflight]
+            now = time.monotonic()
+            if any(link.up for link in needed):
+                if noted is not None:
+                    self.display.notice("a server answers: going on")
+                unreachable_since = noted = None
+                continue
+            if unreachable_since is None:
+                unreachable_since = now
+            waited = now - unreachable_since
+            if waited > self.options.give_up_after:
                 raise GaveUp(f"no server answered for {self.options.give_up_after:.0f} s "
                              f"({', '.join(self.links)}); start them and run again: nothing is lost")
+            if noted is None or now - noted >= self.options.waiting_note_every:
+                noted = now
+                self.display.notice(self._waiting_note(needed, waited))
+
+    def _waiting_note(self, links: list[Link], waited: float) -> str:
+        def since(link):
+            return time.strftime("%H:%M:%S", time.localtime(link.down_at)) if link.down_at else "the start"
+        servers = "; ".join(f"{link.url} (down since {since(link)}: {link.last_error})" for link in links)
+        left = self.options.give_up_after - waited
+        return (f"waiting for a server, none answers: {servers}; {self.ledger.counts()['pending']} jobs waiting; "
+                f"giving up in {left:.0f} s (--give-up-after {self.options.give_up_after:.0f}); start a server, or "
+                "press Ctrl-C (nothing is lost)")
 
     async def _nap(self, link: Link, seconds: float) -> None:
         try:
@@ -170,8 +204,8 @@ class Runner:
     async def _serve(self, link: Link) -> None:
         backoff = 0.25
         while not self.finished.is_set():
-            if link.depth == 0 and not link.inflight:
-                return  # a recovery-only server with nothing left of ours
+            if (link.depth == 0 or self.verdicts.is_broken(link.url)) and not link.inflight:
+                return  # a recovery-only or set-up-wrong server with nothing left of ours
             try:
                 if not link.up:
                     await link.api.probe()
@@ -187,7 +221,7 @@ class Runner:
 
     # server up and down -------------------------------------------------------------------
     async def _came_up(self, link: Link) -> None:
-        link.up, link.down_since = True, None
+        link.up, link.down_since, link.down_at = True, None, None
         if link.said_down:
             self.display.line(f"server {link.url} answers again: back in use")
         link.said_down = False
@@ -200,6 +234,8 @@ class Runner:
             self.display.line(f"server {link.url} does not answer: {exc}")
         link.up, link.said_down = False, True
         link.down_since = link.down_since or now
+        link.down_at = link.down_at or time.time()
+        link.last_error = str(exc).split(": ", 1)[-1]
         link.uploads.clear()  # it may come back with an empty input folder
         if link.listener:
             link.listener.cancel()
@@ -243,8 +279,10 @@ class Runner:
 
     # queueing -----------------------------------------------------------------------------
     async def _fill(self, link: Link) -> None:
-        while link.up and len(link.inflight) < link.depth and self.pending:
-            job_id = self.pending.popleft()
+        while link.up and len(link.inflight) < link.depth and not self.verdicts.is_broken(link.url):
+            job_id = self._next_for(link)
+            if job_id is None:
+                return
             self.in_hand.add(job_id)
             try:
                 await self._submit(link, job_id)
@@ -288,13 +326,88 @@ class Runner:
             server_id = await link.api.submit(graph, prompt_id, job_id, self.titles)
         except Rejected as exc:
             link.inflight.pop(prompt_id, None)
-            self._fail(job_id, str(exc), prompt_id)
+            self._failed_on(link, job_id, str(exc), prompt_id)
             return
         link.honours_ids = server_id == prompt_id
         if server_id != prompt_id:  # an older server that picks its own ids
             self.ledger.rename_prompt(job_id, prompt_id, server_id)
             link.inflight[server_id] = link.inflight.pop(prompt_id)
         self.display.server(link.url, f"{job_id} queued")
+
+    # whose fault a failure is (verdicts.py) ---------------------------------------------------
+    def _next_for(self, link: Link) -> str | None:
+        """The first pending job this server may take (not one it failed), taken out of the line."""
+        for i, job_id in enumerate(self.pending):
+            if self.verdicts.can_take(link.url, job_id):
+                del self.pending[i]
+                return job_id
+        return None
+
+    def _takers(self, job_id: str, up_only: bool = True) -> list[Link]:
+        return [lk for lk in self.links.values()
+                if lk.depth and (lk.up or not up_only) and self.verdicts.can_take(lk.url, job_id)]
+
+    def _failed_on(self, link: Link, job_id: str, reason: str, prompt_id: str) -> None:
+        """`link` failed the job: it goes to a server that has not tried it, or waits for the verdict on `link`."""
+        v = self.verdicts
+        v.failed(link.url, job_id, reason)
+        others = [lk for lk in self.links.values() if lk is not link and lk.depth and not v.is_broken(lk.url)]
+        if not self.ledger.requeue(job_id, prompt_id, f"failed on {link.url}: {reason}", abandon=False):
+            return  # the job has moved on since
+        if v.check(link.url, others_exist=bool(others)):
+            self._report_broken(link, elsewhere=False)
+        if self._takers(job_id):
+            self.pending.appendleft(job_id)
+            if not v.is_broken(link.url):
+                again = len(v.server(link.url).streak) > 1
+                self.display.line(f"{job_id}: failed on {link.url}" + (" with the same error" if again else "") +
+                                  ", trying another server" + ("" if again else f" ({reason[:200]})"))
+        else:
+            v.held[job_id] = link.url
+        self._settle()
+
+    def _report_broken(self, link: Link, elsewhere: bool) -> None:
+        """Once per server: it fails every job with one error; the jobs it failed go back in line."""
+        reason = self.verdicts.server(link.url).broken
+        self.stats["broken"][link.url] = reason
+        count = len(self.verdicts.server(link.url).streak)
+        proof = "the same jobs run on another server" if elsewhere else "and it has run no job in this run"
+        self.display.notice(f"server {link.url} is set up wrong: it failed {count} jobs in a row with the same error "
+                            f"({proof}); it gets no more jobs in this run, the jobs it failed are not counted as "
+                            f"failed. Fix the server (the error names what it lacks) and run again. The error: {reason}")
+        for job_id, url in list(self.verdicts.held.items()):
+            if url == link.url:
+                del self.verdicts.held[job_id]
+                self.pending.appendleft(job_id)
+        self._wake_all()
+
+    def _stalled(self) -> bool:
+        return not self.in_hand and not any(lk.inflight for lk in self.links.values()) and \
+            not any(self._takers(job_id) for job_id in self.pending)
+
+    def _settle(self) -> None:
+        """Jobs no server can take any more are held; a held job goes back in line when a server can take it,
+        fails when a working server failed it (or nothing is left to learn), and waits while only servers set
+        up wrong have tried it."""
+        v = self.verdicts
+        for job_id in [j for j in self.pending if j in v.tried and not self._takers(j)]:
+            self.pending.remove(job_id)
+            v.held[job_id] = next(iter(v.tried[job_id]))
+        for job_id in list(v.held):
+            if self._takers(job_id):
+                del v.held[job_id]
+                self.pending.append(job_id)
+                self._wake_all()
+            elif v.blamed_on_job(job_id) or (self._stalled() and not v.tried_only_by_broken(job_id)):
+                del v.held[job_id]
+                self._fail(job_id, v.reason(job_id))
+
+    def _stop_if_every_server_is_broken(self) -> None:
+        usable = [lk for lk in self.links.values() if lk.depth and not self.verdicts.is_broken(lk.url)]
+        if not usable and (self.pending or self.verdicts.held) and not any(lk.inflight for lk in self.links.values()):
+            raise ServersBroken("every server is set up wrong (each failed every job with the same error, above); "
+                                f"{len(self.pending) + len(self.verdicts.held)} jobs wait in the ledger: fix the "
+                                "servers and run the same command again")
 
     def _fail(self, job_id: str, reason: str, prompt_id: str | None = None) -> None:
         if self.ledger.mark_failed(job_id, reason, prompt_id):
@@ -349,7 +462,7 @@ class Runner:
         status = entry.get("status") or {}
         if status.get("status_str") not in (None, "success") or (not status and not entry.get("outputs")):
             link.inflight.pop(prompt_id)
-            self._fail(job_id, execution_failure(entry, self.titles), prompt_id)
+            self._failed_on(link, job_id, execution_failure(entry, self.titles), prompt_id)
             return
         files = output_files(entry.get("outputs") or {}, self.titles)
         names = local_names(job_id, files)
@@ -367,6 +480,8 @@ class Runner:
             "" if files else "no output files (the workflow has no Save Image node?)") if d) or None
         link.inflight.pop(prompt_id)
         if self.ledger.mark_done(job_id, prompt_id, outputs, detail, execution_seconds(entry)):
+            for url in self.verdicts.succeeded(link.url, job_id):
+                self._report_broken(self.links[url], elsewhere=True)
             job = self.ledger.job(job_id)
             took = f" in {job.seconds:.1f} s" if job.seconds is not None else ""
             self.display.line(f"{job_id}: done on {link.url}{took} -> {', '.join(names) or 'no files'}")

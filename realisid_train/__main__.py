@@ -6,13 +6,20 @@ import logging
 import os
 import sys
 
+EXIT_INTERRUPTED = 130
+
 
 def _prepare(args) -> int:
-    from .prepare import PrepareSettings, prepare
+    from .prepare import PrepareInterrupted, PrepareSettings, prepare
     settings = PrepareSettings(pack=args.pack, min_face_size=args.min_face_size, min_score=args.min_score,
                                detection_size=args.detection_size, provider=args.provider, workers=args.workers,
                                flush_every=args.flush_every)
-    summary = prepare(args.photos, args.out, os.path.expanduser(args.insightface), settings, progress=not args.quiet)
+    try:
+        summary = prepare(args.photos, args.out, os.path.expanduser(args.insightface), settings,
+                          progress=not args.quiet)
+    except PrepareInterrupted as stopped:
+        print(stopped, file=sys.stderr)
+        return EXIT_INTERRUPTED
     print("\n".join(summary.lines()))
     return 0
 
@@ -23,6 +30,8 @@ def _train(args) -> int:
     config = load_config(args.config, args.set or [])
     trainer = Trainer(config, progress=not args.quiet)
     records = trainer.run()
+    if not trainer.accelerator.is_main_process:
+        return 0  # several processes (accelerate launch): the main one reports
     if records:
         print(f"trained to step {records[-1].step}: loss {records[-1].loss:.4f}; "
               f"checkpoints in {os.path.join(trainer.config.train.output_dir, 'checkpoints')}; "
@@ -53,10 +62,11 @@ def _estimate(args) -> int:
 
 
 def _config(args) -> int:
-    from .config import Config, dumps
-    config = Config()
-    if args.family:
-        config = config.resolve(args.family)
+    from .config import Config, dumps, load_config
+    config = load_config(args.config, args.set or []) if (args.config or args.set) else Config()
+    family = args.family or (config.base.family if config.base.family != "auto" else None)
+    if family:
+        config = config.resolve(family)
     sys.stdout.write(dumps(config))
     return 0
 
@@ -104,7 +114,10 @@ def parser() -> argparse.ArgumentParser:
     es.add_argument("--both-checkpointing", action="store_true", help="with and without gradient checkpointing")
     es.set_defaults(run=_estimate)
 
-    cf = sub.add_parser("config", help="print the default configuration (every setting) as TOML")
+    cf = sub.add_parser("config", help="print the default configuration (every setting) as TOML; with --config, "
+                                       "check a configuration file and print it with every setting")
+    cf.add_argument("--config", help="a TOML configuration to check (every setting, as `train` checks it)")
+    cf.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a setting (repeatable)")
     cf.add_argument("--family", choices=("SD1.5", "SDXL"), help="resolve the family's automatic settings")
     cf.set_defaults(run=_config)
     return p
@@ -122,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, FileNotFoundError, RealisIDInputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # files are written whole or not at all; train resumes from its last checkpoint
+        print("stopped (Ctrl-C); run the same command again to go on", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -158,25 +158,28 @@ def _toml_name(name: str) -> str:
 SECTIONS = {_toml_name(f.name): f for f in fields(Config)}
 
 
+_TYPE_NAMES = {bool: ("true or false", "true"), int: ("a whole number", "4"), float: ("a number", "0.5"),
+               str: ("a string", '"text"')}
+
+
 def _check_value(section: str, key: str, expected, value):
-    where = f"{section}.{key}"
-    if isinstance(expected, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
-    elif isinstance(expected, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be a whole number, got {value!r}")
-    elif isinstance(expected, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        value = float(value)
-    elif isinstance(expected, str) and not isinstance(value, str):
-        raise ConfigError(f"{where} must be a string, got {value!r}")
-    return value
+    """`value` as the type of the setting's default; ConfigError naming the key, the value and the fix."""
+    kind = type(expected)
+    ok = {bool: lambda v: isinstance(v, bool),
+          int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          str: lambda v: isinstance(v, str)}[kind](value)
+    if not ok:
+        what, example = _TYPE_NAMES[kind]
+        raise ConfigError(f"{section}.{key} must be {what}, got {value!r} ({type(value).__name__}); "
+                          f"write it as {what} in the TOML file, e.g. {key} = {example} (default "
+                          f"{_toml_value(expected)})")
+    return float(value) if kind is float else value
 
 
-def from_dict(data: dict) -> Config:
-    """A validated Config from nested dicts (a parsed TOML file); missing keys take their defaults."""
+def from_dict(data: dict, check: bool = True) -> Config:
+    """A validated Config from nested dicts (a parsed TOML file); missing keys take their defaults. `check`
+    False skips the range checks (types are always checked): for configurations saved by earlier versions."""
     sections = {}
     for name, value in data.items():
         if name not in SECTIONS:
@@ -193,60 +196,18 @@ def from_dict(data: dict) -> Config:
             values[key] = _check_value(name, key, known[key], v)
         sections[SECTIONS[name].name] = cls(**values)
     config = Config(**sections)
-    validate(config)
+    if check:
+        validate(config)
     return config
 
 
 def validate(config: Config) -> None:
-    """Refuse settings that cannot work, naming the setting and its allowed values."""
-    from realisid_core.signals.hints import HINT_FORMATS
-
-    def one_of(where, value, allowed):
-        if value not in allowed:
-            raise ConfigError(f"{where} = {value!r}; expected one of {', '.join(map(str, allowed))}")
-
-    def share(where, value):
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"{where} = {value}; expected a share between 0 and 1")
-
-    c = config
-    one_of("base.family", c.base.family, ("auto",) + FAMILIES)
-    one_of("base.vae_dtype", c.base.vae_dtype, VAE_DTYPES)
-    one_of("data.face_scale_distribution", c.data.face_scale_distribution, SCALE_DISTRIBUTIONS)
-    if not 0 < c.data.face_scale_min <= c.data.face_scale_max < 1:
-        raise ConfigError(f"data.face_scale_min/max = {c.data.face_scale_min}/{c.data.face_scale_max}; expected "
-                          "0 < min ≤ max < 1 (fractions of the picture side)")
-    if c.data.resolution and (c.data.resolution % 64 or c.data.resolution < 64):
-        raise ConfigError(f"data.resolution = {c.data.resolution}; expected a multiple of 64 (or 0 for the family's)")
-    if c.data.max_upscale < 1:
-        raise ConfigError(f"data.max_upscale = {c.data.max_upscale}; expected at least 1")
-    for where, value in (("data.flip", c.data.flip), ("data.caption_dropout", c.data.caption_dropout),
-                         ("identity.dropout", c.identity.dropout)):
-        share(where, value)
-    one_of("local.hint_format", c.local.hint_format, list(HINT_FORMATS))
-    if c.local.working_size and (c.local.working_size % 8 or c.local.working_size < 8):
-        raise ConfigError(f"local.working_size = {c.local.working_size}; expected a multiple of 8 latent cells "
-                          "(or 0 for the family's)")
-    if c.local.margin < 1:
-        raise ConfigError(f"local.margin = {c.local.margin}; expected at least 1 (the crop holds the whole face box)")
-    if not 0 <= c.local.feather <= 0.5:
-        raise ConfigError(f"local.feather = {c.local.feather}; expected 0 to 0.5")
-    one_of("global.context", c.global_.context, GLOBAL_CONTEXTS)
-    if not (c.local.enabled or c.global_.enabled):
-        raise ConfigError("local.enabled and global.enabled are both false: there is nothing to train")
-    if c.identity.tokens < 1 or c.identity.embedding_width < 1:
-        raise ConfigError("identity.tokens and identity.embedding_width must be at least 1")
-    one_of("train.mixed_precision", c.train.mixed_precision, MIXED_PRECISION)
-    one_of("train.lr_scheduler", c.train.lr_scheduler, LR_SCHEDULERS)
-    for where, value in (("train.max_steps", c.train.max_steps), ("train.batch_size", c.train.batch_size),
-                         ("train.gradient_accumulation_steps", c.train.gradient_accumulation_steps),
-                         ("train.checkpoint_every", c.train.checkpoint_every), ("train.log_every", c.train.log_every)):
-        if value < 1:
-            raise ConfigError(f"{where} = {value}; expected at least 1")
-    one_of("export.dtype", c.export.dtype, EXPORT_DTYPES)
+    """Refuse settings that cannot work, naming the setting, its value and the fix (realisid_train/validation.py)."""
+    from .validation import validate as check
+    check(config)
 
 
-def load_config(path: str | None, overrides: list[str] = ()) -> Config:
+def load_config(path: str | None, overrides: list[str] = (), check: bool = True) -> Config:
     """The configuration in a TOML file (defaults where it says nothing), with `section.key=value` overrides."""
     data: dict = {}
     if path:
@@ -267,7 +228,7 @@ def load_config(path: str | None, overrides: list[str] = ()) -> Config:
         except tomllib.TOMLDecodeError:
             value = raw.strip()  # a bare word: a string
         data.setdefault(section, {})[name] = value
-    return from_dict(data)
+    return from_dict(data, check)
 
 
 def _toml_value(value) -> str:

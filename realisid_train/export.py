@@ -179,7 +179,7 @@ def export_checkpoint(checkpoint: str, out_dir: str, dtype: str | None = None, n
     from .checkpoints import find_checkpoint, read_trainer_state
 
     folder = find_checkpoint(checkpoint)
-    config = load_config(os.path.join(folder, "config.toml"))
+    config = load_config(os.path.join(folder, "config.toml"), check=False)  # as it was trained
     if name:
         from dataclasses import replace
         config = replace(config, export=replace(config.export, name=name))

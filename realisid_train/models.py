@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import torch
@@ -71,11 +72,15 @@ class Base:
 
 def read_family(config: Config) -> str:
     """The base model's family: as configured, or read from its U-Net's config."""
+    from .base_folder import check_base_folder, load_error
     if config.base.family != "auto":
         return config.base.family
     from diffusers import UNet2DConditionModel
-    unet_config = UNet2DConditionModel.load_config(config.base.model, subfolder="unet",
-                                                   revision=config.base.revision or None)
+    location = check_base_folder(config, None)
+    try:
+        unet_config = UNet2DConditionModel.load_config(location, subfolder="unet", revision=config.base.revision or None)
+    except Exception as exc:  # diffusers / huggingface_hub errors: reported with the part named
+        raise load_error("unet/config.json (the U-Net's configuration)", config.base.model, exc) from None
     family = family_of_unet(unet_config)
     if family is None:
         raise ConfigError(f"cannot tell the family of {config.base.model} from its U-Net (cross-attention width "
@@ -89,23 +94,35 @@ def load_base(config: Config) -> Base:
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import AutoTokenizer, CLIPTextModel, CLIPTextModelWithProjection
 
+    from .base_folder import check_base_folder, load_error
+
     b = config.base
+    model = check_base_folder(config, b.family)
     common = {"revision": b.revision or None}
     weights = dict(common, variant=b.variant or None)
-    unet = UNet2DConditionModel.from_pretrained(b.model, subfolder="unet", **weights)
+
+    def load(cls, part, **kwargs):
+        try:
+            return cls.from_pretrained(model, subfolder=part, **kwargs)
+        except Exception as exc:  # diffusers / transformers / huggingface_hub errors: reported with the part named
+            raise load_error(f"{part}/", b.model, exc) from None
+
+    unet = load(UNet2DConditionModel, "unet", **weights)
     if b.vae:
-        vae = AutoencoderKL.from_pretrained(b.vae, **common)
+        try:
+            vae = AutoencoderKL.from_pretrained(os.path.expanduser(b.vae), **common)
+        except Exception as exc:
+            raise load_error(f"the VAE base.vae = {b.vae!r}", b.model, exc) from None
     else:
-        vae = AutoencoderKL.from_pretrained(b.model, subfolder="vae", **weights)
-    scheduler = DDPMScheduler.from_pretrained(b.model, subfolder="scheduler", **common)
+        vae = load(AutoencoderKL, "vae", **weights)
+    scheduler = load(DDPMScheduler, "scheduler", **common)
     if b.family == "SDXL":
-        tokenizers = [AutoTokenizer.from_pretrained(b.model, subfolder=s, **common)
-                      for s in ("tokenizer", "tokenizer_2")]
-        encoders = [CLIPTextModel.from_pretrained(b.model, subfolder="text_encoder", **weights),
-                    CLIPTextModelWithProjection.from_pretrained(b.model, subfolder="text_encoder_2", **weights)]
+        tokenizers = [load(AutoTokenizer, s, **common) for s in ("tokenizer", "tokenizer_2")]
+        encoders = [load(CLIPTextModel, "text_encoder", **weights),
+                    load(CLIPTextModelWithProjection, "text_encoder_2", **weights)]
     else:
-        tokenizers = [AutoTokenizer.from_pretrained(b.model, subfolder="tokenizer", **common)]
-        encoders = [CLIPTextModel.from_pretrained(b.model, subfolder="text_encoder", **weights)]
+        tokenizers = [load(AutoTokenizer, "tokenizer", **common)]
+        encoders = [load(CLIPTextModel, "text_encoder", **weights)]
     found = family_of_unet(unet.config)
     if found is not None and found != b.family:
         raise ConfigError(f"base.family is {b.family} but {b.model} is an {found} model")

@@ -84,6 +84,16 @@ class PrepareSummary:
         return out
 
 
+class PrepareInterrupted(Exception):
+    """Ctrl-C during the analysis: what was analysed is saved (the next run goes on from there)."""
+
+    def __init__(self, summary: PrepareSummary, left: int):
+        super().__init__(f"stopped (Ctrl-C): {summary.analysed} photos analysed in this run are saved "
+                         f"({summary.kept_new} of them kept, {summary.kept} kept in all); {left} photos left: run the "
+                         "same command again to go on from there")
+        self.summary, self.left = summary, left
+
+
 def record_id(path: str, sig: list) -> str:
     return hashlib.sha1(f"{path}\n{sig}".encode()).hexdigest()[:16]
 
@@ -196,25 +206,33 @@ def prepare(photos_root: str, data_dir: str, insightface_root: str, settings: Pr
     if todo:
         analyzer = analyzer or load_analyzer(insightface_root, settings)
         pending: dict[str, np.ndarray] = {}
-        with ThreadPoolExecutor(max_workers=max(1, settings.workers)) as pool, \
-                tqdm(total=len(todo), unit="photo", desc="analysing", disable=not progress) as bar:
-            for begin in range(0, len(todo), max(1, settings.flush_every)):
-                chunk = todo[begin:begin + max(1, settings.flush_every)]
-                results = pool.map(lambda item: analyse_photo(analyzer, photos_root, item[0], item[1], settings), chunk)
-                for (rel, _), (row, embedding) in zip(chunk, results):
-                    kept_rows.pop(rel, None)
-                    dropped_rows.pop(rel, None)
-                    if embedding is None:
-                        dropped_rows[rel] = row
-                        new_reasons[row["reason"]] += 1
-                        log.debug("dropped %s: %s %s", rel, row["reason"], row["detail"])
-                    else:
-                        kept_rows[rel] = row
-                        pending[row["id"]] = embedding
-                        summary.kept_new += 1
-                    summary.analysed += 1
-                    bar.update(1)
-                flush(pending)
+        pool = ThreadPoolExecutor(max_workers=max(1, settings.workers))
+        try:
+            with tqdm(total=len(todo), unit="photo", desc="analysing", disable=not progress) as bar:
+                for begin in range(0, len(todo), max(1, settings.flush_every)):
+                    chunk = todo[begin:begin + max(1, settings.flush_every)]
+                    results = pool.map(lambda item: analyse_photo(analyzer, photos_root, item[0], item[1], settings),
+                                       chunk)
+                    for (rel, _), (row, embedding) in zip(chunk, results):
+                        kept_rows.pop(rel, None)
+                        dropped_rows.pop(rel, None)
+                        if embedding is None:
+                            dropped_rows[rel] = row
+                            new_reasons[row["reason"]] += 1
+                            log.debug("dropped %s: %s %s", rel, row["reason"], row["detail"])
+                        else:
+                            kept_rows[rel] = row
+                            pending[row["id"]] = embedding
+                            summary.kept_new += 1
+                        summary.analysed += 1
+                        bar.update(1)
+                    flush(pending)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)  # the photos not started are left for the next run
+            summary.kept = len(kept_rows)
+            flush(pending)
+            raise PrepareInterrupted(summary, len(todo) - summary.analysed) from None
+        pool.shutdown(wait=True)
     summary.kept = len(kept_rows)
     summary.dropped = dict(Counter(r["reason"] for r in dropped_rows.values()))
     summary.dropped_new = dict(new_reasons)

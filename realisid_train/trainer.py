@@ -91,8 +91,13 @@ class Trainer:
         from accelerate import Accelerator
         from accelerate.utils import ProjectConfiguration, set_seed
 
+        from .validation import check_before_training, validate
+
         self.progress = progress
+        validate(config)  # a Config built in Python has not been through load_config's checks
         self.config = config = config.resolve(read_family(config))
+        validate(config)  # the family's sizes, now that they are known
+        check_before_training(config)
         t = config.train
         os.makedirs(t.output_dir, exist_ok=True)
         self.accelerator = Accelerator(
@@ -140,7 +145,8 @@ class Trainer:
         acc.register_load_state_pre_hook(self._load_parts)
         self.resumed_from = self._resume()
         self.log_path = os.path.join(t.output_dir, "logs", "loss.csv")
-        save_config(config, os.path.join(t.output_dir, "config.toml"))
+        if acc.is_main_process:  # one writer (every process shares output_dir)
+            save_config(config, os.path.join(t.output_dir, "config.toml"))
 
     # -- parts in their own formats inside accelerate's checkpoint ------------------------------------
     @property
@@ -183,7 +189,7 @@ class Trainer:
             folder = found[-1][1]
         else:
             folder = find_checkpoint(t.resume)
-        saved = load_config(os.path.join(folder, "config.toml"))
+        saved = load_config(os.path.join(folder, "config.toml"), check=False)  # as it was trained
         for section, key in RESUME_MUST_MATCH:
             a, b = getattr(getattr(saved, section), key), getattr(getattr(self.config, section), key)
             if a != b:

@@ -81,6 +81,17 @@ class BatchServer:
         if self.server:
             self.server.stop()
 
+    @contextmanager
+    def without_model(self):
+        """The checkpoint taken out of the server's models folder (ComfyUI sees it gone at the next /prompt), then
+        put back: a server set up wrong, as one missing a model is."""
+        link = self.root / "models" / "checkpoints" / "tiny_sd15.safetensors"
+        link.unlink()
+        try:
+            yield
+        finally:
+            link.symlink_to(self.checkpoint)
+
     def history(self) -> dict:
         return requests.get(f"{self.url}/history", timeout=30).json()
 

@@ -83,15 +83,31 @@ def test_the_jobs_file_csv_and_jsonl(tmp_path):
     with pytest.raises(BatchError, match="column 'seed.seed': unknown node title 'seed'"):
         (tmp_path / "bad.csv").write_text("seed.seed\n1\n")
         read_jobs(tmp_path / "bad.csv", wf)
-    with pytest.raises(BatchError, match="job id 'A' \\(row 2\\) repeats the id of row 1"):
-        (tmp_path / "dup.csv").write_text("id,sampler.seed\na,1\nA,2\n")
-        read_jobs(tmp_path / "dup.csv", wf)
     jsonl = tmp_path / "jobs.jsonl"
     jsonl.write_text('{"id": "x", "sampler.seed": 3, "prompt.text": null}\n\n[1]\n{"sampler.seed": 4}\n')
     rows = read_jobs(jsonl, wf)
     assert [(r.id, r.values, r.error) for r in rows] == [("x", {"sampler.seed": 3}, None),
                                                           ("row-0002", {}, "malformed line 3: not a JSON object"),
                                                           ("row-0003", {"sampler.seed": 4}, None)]
+
+
+def test_a_repeated_job_id_fails_that_row_alone(tmp_path):
+    """It used to stop the whole run (exit 2, nothing queued); docs/batch.md promises a bad row fails alone."""
+    wf = _workflow()
+    (tmp_path / "dup.csv").write_text("id,sampler.seed\na,1\nA,2\nb,3\na,4\n")
+    rows = read_jobs(tmp_path / "dup.csv", wf)
+    assert [(r.id, r.error is None) for r in rows] == [("a", True), ("A#row2", False), ("b", True), ("a#row4", False)]
+    assert rows[1].error.startswith("job id 'A' (row 2) repeats the id of row 1") and "id of its own" in rows[1].error
+    assert rows[3].error.startswith("job id 'a' (row 4) repeats the id of row 1")
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.sync([(r.id, r.row, r.values, r.error) for r in rows])
+    assert {j.id: j.state for j in ledger.jobs()} == {"a": "pending", "A#row2": "failed", "b": "pending",
+                                                      "a#row4": "failed"}
+    assert ledger.job("a").values == {"sampler.seed": "1"}
+    ledger.close()
+    jsonl = tmp_path / "dup.jsonl"
+    jsonl.write_text('{"id": "x"}\n{"id": "x"}\n{"id": "x#row2"}\n')
+    assert [r.id for r in read_jobs(jsonl, wf)] == ["x", "x#row2", "x#row2#row3"]
 
 
 def test_output_names_come_from_the_job_id():
@@ -234,3 +250,83 @@ def test_the_progress_bar_on_a_terminal_and_plain_lines_without_one():
     display.line("job-1: done")
     display.draw()
     assert plain_err.getvalue() == "" and "job-1: done" in plain_out.getvalue()
+
+
+def _closed_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_with_every_server_down_the_run_says_what_it_waits_for_and_for_how_long(tmp_path):
+    """It used to wait up to --give-up-after (600 s) without a word."""
+    import asyncio
+    import io
+
+    from realisid_batch.progress import Display
+    from realisid_batch.runner import GaveUp, Options, Runner
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.sync([("j1", 1, {"sampler.seed": "1"}, None), ("j2", 2, {"sampler.seed": "2"}, None)])
+    urls = [f"http://127.0.0.1:{_closed_port()}", f"http://127.0.0.1:{_closed_port()}"]
+    err = io.StringIO()
+    runner = Runner(ledger, _workflow(), tmp_path, tmp_path, urls,
+                    Options(give_up_after=2.6, waiting_note_every=1.0), Display(2, quiet=True, out=io.StringIO(), err=err))
+    with pytest.raises(GaveUp, match="no server answered for 3 s"):
+        asyncio.run(runner.run())
+    notes = [line for line in err.getvalue().splitlines() if "waiting for a server" in line]
+    assert len(notes) >= 2, err.getvalue()  # at once, then every waiting_note_every seconds
+    for url in urls:
+        assert f"{url} (down since " in notes[0] and "cannot connect" in notes[0]
+    assert "2 jobs waiting" in notes[0] and "giving up in 3 s (--give-up-after 3)" in notes[0]
+    import re
+    left = [int(re.search(r"giving up in (\d+) s", note).group(1)) for note in notes]
+    assert left == sorted(left, reverse=True) and left[-1] < left[0], notes  # counting down
+    ledger.close()
+
+
+def test_the_cli_tells_even_with_quiet_and_exits_3(tmp_path):
+    (tmp_path / "wf.json").write_text(json.dumps(_workflow().graph))
+    (tmp_path / "jobs.csv").write_text("id,sampler.seed\na,1\n")
+    done = subprocess.run([sys.executable, "-m", "realisid_batch", "run", "-w", str(tmp_path / "wf.json"), "-j",
+                           str(tmp_path / "jobs.csv"), "-o", str(tmp_path / "out"), "-s",
+                           f"127.0.0.1:{_closed_port()}", "--give-up-after", "2", "--quiet"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert "waiting for a server, none answers" in done.stderr and "giving up in 2 s" in done.stderr
+    assert "stopped: no server answered for 2 s" in done.stderr
+
+
+def test_whose_fault_a_failure_is():
+    from realisid_batch.verdicts import Verdicts
+    v = Verdicts(broken_after=3)
+    missing = "rejected by the server: node 'checkpoint': Value not in list: ckpt_name: 'm.safetensors' not in []"
+    for job in ("j1", "j2", "j3"):
+        v.failed("A", job, missing)
+        assert not v.check("A", others_exist=True)  # nothing ran elsewhere yet: no verdict
+        assert not v.can_take("A", job) and v.can_take("B", job)
+    assert v.succeeded("B", "j2") == ["A"] and v.is_broken("A")  # j2 ran on B: A is set up wrong
+    assert v.tried_only_by_broken("j1") and not v.blamed_on_job("j1")
+
+    v = Verdicts(broken_after=3)
+    v.succeeded("A", "ok-1")
+    v.succeeded("B", "ok-2")
+    for url in ("A", "B"):  # a job both working servers reject: the job's fault
+        v.failed(url, "bad", "rejected: node 'sampler': seed 'x'")
+    assert v.blamed_on_job("bad") and v.reason("bad") == "rejected: node 'sampler': seed 'x'"
+    v.failed("A", "b2", "one error")
+    v.failed("A", "b3", "another error")  # different errors: no streak of one
+    v.failed("A", "b4", "one error")
+    assert len(v.server("A").streak) == 1 and not v.check("A", others_exist=False)
+    assert v.reason("b2") == "one error"
+
+    alone = Verdicts(broken_after=2)
+    alone.failed("S", "j1", missing)
+    assert not alone.check("S", others_exist=False)
+    alone.failed("S", "j2", missing)
+    assert alone.check("S", others_exist=False)  # never ran anything, nobody else to ask
+    worked = Verdicts(broken_after=2)
+    worked.succeeded("S", "j0")
+    worked.failed("S", "j1", missing)
+    worked.failed("S", "j2", missing)
+    assert not worked.check("S", others_exist=False)  # it ran a job: these two jobs are to blame

@@ -210,3 +210,37 @@ def test_ctrl_c_leaves_a_consistent_ledger_and_the_next_run_finishes(two_servers
     done = dict(ledger_rows(ledger, "SELECT id, prompt_id FROM jobs"))
     histories = {**a.history(), **b.history()}
     assert all(histories[p]["prompt"][3]["realisid_batch"]["job"] == j for j, p in done.items())
+
+
+def test_a_server_missing_a_model_is_reported_once_and_every_job_finishes_on_the_other(two_servers, tmp_path):
+    """B lacks the workflow's checkpoint: it rejects every job at once. Its jobs go to A, B is reported once as set
+    up wrong (with ComfyUI's words), no job fails. Alone, B stops the run (exit 3) and fails no job."""
+    a, b = two_servers
+    photos = write_photos(tmp_path / "photos", 2)
+    wf = write_json(tmp_path / "workflow.json", workflow())
+    n = 6
+    jobs = _jobs_csv(tmp_path, n, photos)
+    out = tmp_path / "out"
+    log = tmp_path / "client.log"
+    with b.without_model():
+        code = run_client(["run", "-w", str(wf), "-j", str(jobs), "-o", str(out), "-s", b.url, "-s", a.url,
+                           "--poll", "0.5"], log)
+        text = log.read_text()
+        assert code == 0, text[-4000:]
+        assert dict(ledger_rows(out / LEDGER, "SELECT id, state FROM jobs")) == {f"job-{i:02d}": "done" for i in range(n)}
+        assert {s for (s,) in ledger_rows(out / LEDGER, "SELECT server FROM jobs")} == {a.url}
+        assert text.count(f"server {b.url} is set up wrong") == 1, text[-4000:]
+        report = next(line for line in text.splitlines() if f"server {b.url} is set up wrong" in line)
+        assert "tiny_sd15.safetensors" in report and "node 'checkpoint'" in report, report
+        assert "FAILED" not in text
+        assert _pictures(out) == [f"job-{i:02d}.png" for i in range(n)]
+
+        alone = tmp_path / "alone"
+        log2 = tmp_path / "alone.log"
+        code = run_client(["run", "-w", str(wf), "-j", str(jobs), "-o", str(alone), "-s", b.url], log2)
+        text = log2.read_text()
+        assert code == 3, text[-4000:]
+        assert text.count(f"server {b.url} is set up wrong") == 1 and "every server is set up wrong" in text
+        assert set(dict(ledger_rows(alone / LEDGER, "SELECT id, state FROM jobs")).values()) == {"pending"}
+    # fixed, the same command finishes the jobs
+    assert run_client(["run", "-w", str(wf), "-j", str(jobs), "-o", str(alone), "-s", b.url], log2) == 0

@@ -36,8 +36,9 @@ def test_the_config_command_prints_every_setting(capsys):
     ("[train]\nmax_step = 3\n", "unknown setting train.max_step; \\[train\\] has output_dir"),
     ("[trian]\nmax_steps = 3\n", "unknown section \\[trian\\]"),
     ("[train]\nmax_steps = 'ten'\n", "train.max_steps must be a whole number"),
-    ("[data]\nface_scale_min = 0.7\n", "face_scale_min/max = 0.7/0.6"),
-    ("[local]\nhint_format = 'sketch'\n", "local.hint_format = 'sketch'; expected one of realisid-pose-v1-68"),
+    ("[data]\nface_scale_min = 0.7\n", "data.face_scale_min = 0.7: larger than data.face_scale_max = 0.6"),
+    ("[local]\nhint_format = 'sketch'\n", "local.hint_format = 'sketch': not a known value; set one of "
+                                           "'realisid-pose-v1-68'"),
     ("[local]\nenabled = false\n[global]\nenabled = false\n", "nothing to train"),
     ("[train]\nmixed_precision = 'fp8'\n", "train.mixed_precision = 'fp8'"),
 ])
@@ -51,10 +52,10 @@ def test_bad_settings_are_refused_by_name(tmp_path, text, message):
 
 def test_command_line_overrides():
     from realisid_train.config import load_config
-    c = load_config(None, ["train.max_steps=7", "base.model=some/model", "global.context=identity",
+    c = load_config(None, ["train.max_steps=700", "base.model=some/model", "global.context=identity",
                            "data.flip=0", "train.gradient_checkpointing=false"])
     assert (c.train.max_steps, c.base.model, c.global_.context, c.data.flip, c.train.gradient_checkpointing) == \
-        (7, "some/model", "identity", 0.0, False)
+        (700, "some/model", "identity", 0.0, False)
 
 
 def test_train_then_export_from_the_command_line(prepared, tiny_sd15, tmp_path, capsys):

@@ -111,3 +111,56 @@ def test_a_missing_pack_says_where_it_was_looked_for(tmp_path):
     write_photo(tmp_path / "photos" / "a.png", astronaut_bgr())
     with pytest.raises(RealisIDInputError, match="antelopev2.*not found"):
         prepare(str(tmp_path / "photos"), str(tmp_path / "data"), str(tmp_path / "nowhere"), progress=False)
+
+
+def test_ctrl_c_keeps_what_was_analysed_and_the_next_run_goes_on(insightface_root, tmp_path):
+    """SIGINT in the middle of a folder smaller than --flush-every: the photos analysed so far are saved, one
+    line says so, exit 130, no traceback; running it again analyses only the rest."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import cv2
+
+    from fixtures.fake_insightface import paint_face
+    from train_helpers import REPO
+    photos, data = tmp_path / "photos", tmp_path / "data"
+    face = cv2.resize(paint_face(astronaut_bgr(), 256, 256, 120), (256, 256), interpolation=cv2.INTER_AREA)
+    n = 60
+    for i in range(n):
+        write_photo(photos / f"p{i:03d}.png", np.roll(face, i, axis=1))
+    command = [sys.executable, "-m", "realisid_train", "prepare", str(photos), "--out", str(data),
+               "--insightface", insightface_root, "--min-face-size", "40", "--workers", "1"]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = []
+    reader = threading.Thread(target=lambda: err.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = [int(m) for m in re.findall(r"(\d+)/%d \[" % n, "".join(err))]
+        if done and max(done) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "".join(err)[-3000:]
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    reader.join(timeout=10)
+    text = "".join(err)
+    assert proc.returncode == 130, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    stopped = re.search(r"stopped \(Ctrl-C\): (\d+) photos analysed in this run are saved \((\d+) of them kept", text)
+    assert stopped, text[-3000:]
+    analysed, kept = int(stopped.group(1)), int(stopped.group(2))
+    assert 3 <= analysed < n and kept >= 1, text[-2000:]
+    assert "run the same command again" in text
+    assert len(rows(data)) == kept and len(rows(data)) + len(rows(data, "dropped.jsonl")) == analysed
+    from realisid_train.manifest import load_embeddings, load_records
+    assert load_embeddings(str(data), load_records(str(data / "manifest.jsonl"))).shape == (kept, 512)
+
+    again = subprocess.run(command + ["--quiet"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"photos: {n} ({n - analysed} analysed now, {analysed} unchanged" in again.stdout, again.stdout
+    assert len(rows(data)) + len(rows(data, "dropped.jsonl")) == n

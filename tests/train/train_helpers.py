@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+REPO = Path(__file__).resolve().parents[2]
 MAX_TOKENS = 16
 # the test photos (make_photos) and what preparation does with them
 KEPT = ("astronaut.png", "astronaut_left.png", "tom.png", "people/chelsea.jpg")
