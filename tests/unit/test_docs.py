@@ -141,6 +141,7 @@ def commands():
                         argv = shlex.split(command)
                     except ValueError:
                         argv = command.split()
+                    argv = [word for word in argv if word.strip("[]") not in ("…", "...")]  # "and so on"
                     while argv and re.match(r"[A-Z_][A-Z0-9_]*=", argv[0]):  # VAR=value prefixes
                         argv = argv[1:]
                     if argv and re.search(r"(^|/)(python3?(\.exe)?|pip3?|run)$", argv[0]) and \
