@@ -5,11 +5,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-for _path in (REPO, REPO / "tests"):  # realisid_core; the tests' host loader and fake insightface packs
-    if str(_path) not in sys.path:
-        sys.path.append(str(_path))
+if str(REPO) not in sys.path:  # realisid_core; tools.host, the host loader the tests use too
+    sys.path.append(str(REPO))
 
-from fixtures.host import host_path, host_present, use_host  # noqa: E402
+from tools.host import host_path, host_present, use_host  # noqa: E402
 
 
 class HostNotFound(RuntimeError):
@@ -28,5 +27,5 @@ def import_host(device: str) -> Path:
 
 def pack_module(name: str):
     """A submodule of the pack (e.g. 'nodes.controls'), imported as ComfyUI imports custom nodes."""
-    from fixtures.host import pack_module as load  # the tests' loader: ComfyUI's own load_custom_node
+    from tools.host import pack_module as load  # ComfyUI's own load_custom_node
     return load(name)

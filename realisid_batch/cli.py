@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="as JSON")
 
     ev = sub.add_parser("evaluate", help="identity, place, pose and expression of the pictures, by face size")
-    ev.add_argument("--people", required=True, help="JSONL: per picture, the intended people (see the README, section Batch generation and evaluation)")
+    ev.add_argument("--people", required=True, help="JSONL: per picture, the intended people (see docs/batch.md, section Evaluate)")
     ev.add_argument("--run", action="append", required=True, metavar="[NAME=]FOLDER",
                     help="a folder of pictures (a batch output folder or any); repeat to compare runs")
     ev.add_argument("--out", required=True, help="folder for evaluation.json, evaluation.md, identity_vs_face_size.png")

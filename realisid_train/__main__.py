@@ -1,4 +1,4 @@
-"""python -m realisid_train prepare | train | export | config — see the README section "Training RealisID's branches"."""
+"""python -m realisid_train prepare | train | export | config — see docs/training.md."""
 from __future__ import annotations
 
 import argparse

@@ -18,6 +18,27 @@ if HOST_PRESENT:
     use_host(HOST)  # in-process ComfyUI runs on the CPU, as the test server does with --cpu
 
 
+class _PackRootIsAFolder:
+    """pytest collects a folder holding an `__init__.py` as a Python package and imports that file
+    first. The repository's `__init__.py` is the ComfyUI custom node, not a test package: imported
+    under the clone's folder name it fails whenever that name is not a Python identifier (the usual
+    `ComfyUI-RealisID`, a space) and, where it is one, puts the clone's parent folder (ComfyUI's
+    custom_nodes/) on sys.path. So the repository's root is collected as a plain folder; ComfyUI's
+    own loader (fixtures.host.load_pack) is the one place the pack is imported as a package."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collect_directory(self, path, parent):
+        if path.resolve() == REPO:
+            return pytest.Dir.from_parent(parent, path=path)
+        return None
+
+
+def pytest_configure(config):
+    # registered as a plugin, not a conftest hook: conftest hooks only see paths below their folder,
+    # and the repository's root is above tests/
+    config.pluginmanager.register(_PackRootIsAFolder(), "realisid-pack-root-is-a-folder")
+
+
 def pytest_report_header(config):
     return f"ComfyUI host: {HOST if HOST_PRESENT else 'not found — ' + NO_HOST_REASON}"
 

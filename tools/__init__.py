@@ -1,1 +1,2 @@
-"""Developer tools: example-workflow generation and ComfyUI workflow format conversion."""
+"""Developer tools: example-workflow generation, ComfyUI workflow format conversion, the ComfyUI host
+loader (host.py) and the fake insightface packs (fake_insightface.py) the benchmarks and the tests use."""

@@ -11,7 +11,6 @@ description (underscores read as spaces) and <name>.jpg its thumbnail.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from tools.workflow_builder import Workflow
@@ -210,8 +209,7 @@ def thumbnail(w: Workflow, path: Path):
 
 
 def main():
-    sys.path.append(str(REPO / "tests"))
-    from fixtures.host import host_path, load_pack, use_host
+    from tools.host import host_path, load_pack, use_host
     use_host(host_path())
     load_pack()
     import nodes

@@ -2,7 +2,7 @@
 working sizes each model family is run at.
 
 Every constant here was measured or counted by `python -m benchmarks` (its `crops` section and
-`benchmarks.crops.size_costs`); the README's performance section has the tables and the commands. Pure functions:
+`benchmarks.crops.size_costs`); docs/performance.md has the tables and the commands. Pure functions:
 no torch, no ComfyUI, so the nodes, the trainer and the tests all call the same rule.
 
 Memory per crop has two parts:
@@ -22,7 +22,7 @@ How many crops per forward (`crops_per_forward`): never more than the memory bud
 the CPU the count measured fastest per crop (`CPU_PER_CROP_TIME`: 2 — one face with its CFG
 pair), so never over 5% slower than one face at a time; on GPUs as many as the memory budget
 allows (batching is assumed to pay there: an estimate, no GPU was lent to measure it; see
-the README's performance section).
+docs/performance.md).
 """
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ FAMILY_COSTS = {
 FAMILY_COSTS["SD2"] = FAMILY_COSTS["SD1.5"]  # the same U-Net shape: per crop, the wider context changes little
 
 # CPU, SD1.5 ControlNet, working size 64, float32: ms per crop of one forward of k crops, as a ratio
-# to one crop per forward (README, performance section). 1, 2: this branch's crops benchmark (median of 7 paired
+# to one crop per forward (docs/performance.md). 1, 2: this branch's crops benchmark (median of 7 paired
 # repeats, 2 shared cores: 2 crops 0.75×, 4 crops 0.63×). 4, 8: the worse of that and issue 11's
 # measurement through the whole local branch on a quiet machine (4 crops 1.07×, 8 crops 1.21× the
 # time of 2 crops per forward), since the two disagree: 0.75 × 1.07 and 0.75 × 1.21.

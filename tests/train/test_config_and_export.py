@@ -137,7 +137,7 @@ def test_the_trainer_imports_the_engine_not_the_host_and_the_nodes_never_import_
 
 
 def test_the_estimate_runs_the_trainers_forward_on_the_real_sd15_architecture():
-    """`python -m realisid_train estimate` (the README's memory and time table): SD1.5's real shapes on the
+    """`python -m realisid_train estimate` (docs/training.md's memory and time table): SD1.5's real shapes on the
     meta device — two 361 M-parameter ControlNets and the projector trained; checkpointing trades FLOPs for memory."""
     from realisid_train.estimate import estimate, table
     on, off = estimate("SD1.5", 1), estimate("SD1.5", 1, gradient_checkpointing=False)

@@ -1,4 +1,4 @@
-"""benchmarks.instantid: its options and its table (the measurement itself runs for minutes: see the README, "With InstantID's weights")."""
+"""benchmarks.instantid: its options and its table (the measurement itself runs for minutes: see docs/instantid.md, "What it costs")."""
 import pytest
 
 from benchmarks import instantid

@@ -1,7 +1,12 @@
 """Registry metadata stays in step with requirements.txt; the engine never imports the host."""
 import ast
+import re
 import tomllib
 from pathlib import Path
+
+import pytest
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 HOST_MODULES = {"comfy", "comfy_extras", "comfy_api", "comfy_execution", "folder_paths", "nodes", "node_helpers",
@@ -9,7 +14,7 @@ HOST_MODULES = {"comfy", "comfy_extras", "comfy_api", "comfy_execution", "folder
 
 
 def requirement_lines(path):
-    return [l.strip() for l in path.read_text().splitlines() if l.strip() and not l.startswith("#")]
+    return [l.strip() for l in path.read_text().splitlines() if l.strip() and not l.lstrip().startswith("#")]
 
 
 def test_pyproject_dependencies_equal_requirements_txt():
@@ -17,6 +22,41 @@ def test_pyproject_dependencies_equal_requirements_txt():
     assert project["project"]["dependencies"] == requirement_lines(REPO / "requirements.txt")
     assert "comfyui" not in project["project"]["name"].lower()
     assert {"PublisherId", "DisplayName", "requires-comfyui"} <= set(project["tool"]["comfy"])
+
+
+def registry_fields():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    return project["project"], project["tool"]["comfy"]
+
+
+def test_pyproject_has_what_the_comfy_registry_reads():
+    project, comfy = registry_fields()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", project["version"])
+    assert re.fullmatch(r"https://github\.com/[^/]+/ComfyUI-RealisID", project["urls"]["Repository"])
+    assert re.fullmatch(r">=\d+\.\d+\.\d+", comfy["requires-comfyui"])
+    assert comfy["Icon"].startswith(project["urls"]["Repository"].replace("github.com", "raw.githubusercontent.com"))
+
+
+def test_the_registry_icon_is_in_the_repository():
+    _, comfy = registry_fields()
+    icon = REPO / comfy["Icon"].split("/main/", 1)[1]
+    assert icon.is_file() and icon.read_text().lstrip().startswith("<svg")
+
+
+PLATFORMS = {  # (sys_platform, platform_machine) → the onnxruntime build face analysis should get
+    ("linux", "x86_64"): "onnxruntime-gpu", ("win32", "AMD64"): "onnxruntime-gpu",
+    ("darwin", "arm64"): "onnxruntime", ("darwin", "x86_64"): "onnxruntime",
+    ("linux", "aarch64"): "onnxruntime", ("win32", "ARM64"): "onnxruntime",
+}
+
+
+@pytest.mark.parametrize("platform", sorted(PLATFORMS), ids="-".join)
+def test_each_platform_gets_exactly_one_onnxruntime_build(platform):
+    """onnxruntime-gpu has wheels for x86-64 Linux and Windows only; elsewhere the plain build (CoreML on a Mac)."""
+    environment = {**default_environment(), "sys_platform": platform[0], "platform_machine": platform[1]}
+    builds = [r.name for r in map(Requirement, requirement_lines(REPO / "requirements.txt"))
+              if r.name.startswith("onnxruntime") and (r.marker is None or r.marker.evaluate(environment))]
+    assert builds == [PLATFORMS[platform]]
 
 
 def test_realisid_core_never_imports_comfyui():
