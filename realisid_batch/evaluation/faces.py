@@ -74,6 +74,7 @@ class FaceReader:
     """Analyses pictures (each file once) with one recogniser; the insightface packs through the pack's analyzer."""
 
     name = "insightface"
+    confident_score = 0.0  # the packs' detectors keep only faces above 0.5 already
 
     def __init__(self, recogniser: Recogniser, provider: str = "auto", detection_size: int = 640):
         from realisid_core.faces.analyzer import get_analyzer
@@ -124,6 +125,8 @@ class DlibReader(FaceReader):
     """The same reader with dlib's models (realisid_batch.evaluation.dlib_faces)."""
 
     name = "dlib"
+    # HOG scores of the faces in the packaged photos: 0.37 and up; the astronaut's suit badge: 0.12
+    confident_score = 0.3
 
     def __init__(self, detector: str = "hog", upsample: int = 1):
         from .dlib_faces import DlibModels, DlibSettings

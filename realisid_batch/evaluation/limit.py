@@ -26,9 +26,10 @@ FOUND_IOU = 0.3
 GREY = 128
 
 
-def place(bgr: np.ndarray, box, target, width: int, height: int) -> tuple[np.ndarray, tuple]:
+def place(bgr: np.ndarray, box, target, width: int, height: int, onto: np.ndarray | None = None) -> tuple[np.ndarray, tuple]:
     """The photo scaled (Lanczos) so its face `box` becomes the size of the `target` box and put on a grey
-    `width`×`height` canvas with the face's centre on the target's: the canvas and the face's box on it."""
+    `width`×`height` canvas (or over a copy of `onto`) with the face's centre on the target's: the canvas
+    and the face's box on it."""
     from PIL import Image
     scale = metrics.face_side(target) / metrics.face_side(box)
     h, w = bgr.shape[:2]
@@ -38,7 +39,7 @@ def place(bgr: np.ndarray, box, target, width: int, height: int) -> tuple[np.nda
     x0, y0, x1, y1 = (float(v) for v in box)
     ox = int(round((target[0] + target[2]) / 2 - (x0 + x1) / 2 * sx))
     oy = int(round((target[1] + target[3]) / 2 - (y0 + y1) / 2 * sy))
-    canvas = np.full((height, width, 3), GREY, np.uint8)
+    canvas = np.full((height, width, 3), GREY, np.uint8) if onto is None else onto.copy()
     ya, yb, xa, xb = max(0, oy), min(height, oy + nh), max(0, ox), min(width, ox + nw)
     if ya < yb and xa < xb:
         canvas[ya:yb, xa:xb] = scaled[ya - oy:yb - oy, xa - ox:xb - ox]
@@ -86,11 +87,12 @@ def probe(reader, bgr: np.ndarray, face, side: int, target=None, size: tuple[int
 
 
 def limit_table(reader, photos: dict[str, np.ndarray], sizes=SIZES) -> dict:
-    """Every face of every photo shrunk to every size: per face and size the probe, per size the detection
-    rate, the recognised rate and the self-similarity's mean and minimum."""
+    """Every face of every photo (scoring at least the reader's confident_score) shrunk to every size: per
+    face and size the probe, per size the detection rate, the recognised rate and the self-similarity's
+    mean and minimum."""
     faces, rows = [], []
     for name, bgr in photos.items():
-        found = sorted(reader.analyse(bgr), key=lambda f: float(f.box[0]))
+        found = sorted((f for f in reader.analyse(bgr) if f.score >= reader.confident_score), key=lambda f: float(f.box[0]))
         for k, face in enumerate(found, 1):
             probes = [probe(reader, bgr, face, side) for side in sizes]
             faces.append({"photo": name, "face": k, "original_side": round(metrics.face_side(face.box), 1),

@@ -75,13 +75,15 @@ def expression_error(landmarks_68, driving_landmarks_68) -> float:
 
 def assign(scores: np.ndarray, minimum: float) -> dict[int, tuple[int, float]]:
     """Hungarian matching (scipy's linear_sum_assignment) maximising the total score of rows against
-    columns: {row: (column, score)}, pairs scoring below `minimum` dropped."""
+    columns: {row: (column, score)}, pairs scoring below `minimum` or not finite (no score) dropped."""
     scores = np.asarray(scores, np.float64)
     if scores.size == 0:
         return {}
     from scipy.optimize import linear_sum_assignment
-    rows, cols = linear_sum_assignment(scores, maximize=True)
-    return {int(i): (int(j), float(scores[i, j])) for i, j in zip(rows, cols) if scores[i, j] >= minimum}
+    finite = np.isfinite(scores)
+    low = (scores[finite].min() if finite.any() else 0.0) - 1e3  # below every real pair: taken only when nothing else is left
+    rows, cols = linear_sum_assignment(np.where(finite, scores, low), maximize=True)
+    return {int(i): (int(j), float(scores[i, j])) for i, j in zip(rows, cols) if finite[i, j] and scores[i, j] >= minimum}
 
 
 def match_by_box(intended: list, detected: list, min_iou: float) -> dict[int, tuple[int, float]]:

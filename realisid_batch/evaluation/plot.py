@@ -49,9 +49,10 @@ def _detection_panel(draw, runs: dict, left: int, x1: int, fonts) -> None:
     small, normal = fonts
     top, y1 = RATE_PANEL
     draw.rectangle([left, top, x1, y1], outline="black")
-    draw.text((left, top - 22), "detection rate per face-size bucket (found / intended faces)", fill="black", font=normal)
+    draw.text((left, top - 24), "detection rate per face-size bucket (found / intended faces)", fill="black", font=normal)
+    full = y1 - top - 20  # 100 %, with room above for the counts
     for k in range(0, 11, 2):
-        y = y1 - k / 10 * (y1 - top)
+        y = y1 - k / 10 * full
         draw.line([left - 5, y, left, y], fill="black")
         draw.text((left - 8, y), f"{10 * k}%", fill="black", font=small, anchor="rm")
     buckets = [name for name, _ in metrics.BUCKETS]
@@ -59,7 +60,7 @@ def _detection_panel(draw, runs: dict, left: int, x1: int, fonts) -> None:
     bar = min(40.0, 0.8 * slot / max(1, len(runs)))
     for b, name in enumerate(buckets):
         centre = left + (b + 0.5) * slot
-        draw.text((centre, y1 + 8), metrics.BUCKET_LABELS[name], fill="black", font=small, anchor="mt")
+        draw.text((centre, y1 + 8), f"{name} px", fill="black", font=small, anchor="mt")
         if not any(run["summary"][name]["faces"] for run in runs.values()):
             draw.text((centre, y1 - 14), "no faces", fill=GREY, font=small, anchor="mb")
             continue
@@ -68,9 +69,9 @@ def _detection_panel(draw, runs: dict, left: int, x1: int, fonts) -> None:
             x0 = centre - bar * len(runs) / 2 + r * bar
             colour = COLOURS[r % len(COLOURS)]
             if not s["faces"]:
-                draw.text((x0 + bar / 2, y1 - 4), "–", fill=GREY, font=small, anchor="mb")
+                draw.text((x0 + bar / 2, y1 - 4), "-", fill=GREY, font=small, anchor="mb")
                 continue
-            height = max(3.0, s["found_rate"] * (y1 - top))  # 0 % stays visible
+            height = max(3.0, s["found_rate"] * full)  # 0 % stays visible
             draw.rectangle([x0 + 2, y1 - height, x0 + bar - 2, y1], fill=colour)
             draw.text((x0 + bar / 2, y1 - height - 3), f"{s['found']}/{s['faces']}", fill="black", font=small,
                       anchor="mb")
