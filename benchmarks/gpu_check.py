@@ -147,7 +147,8 @@ def _training_markdown(r: dict) -> str:
              f"({r['trained_parameters_M']:.0f} M trained), median of {r['steps']} steps after one", "",
              "| Measurement | measured | counted (realisid_train.estimate) |", "|---|---:|---:|",
              f"| seconds per step | {r['seconds_per_step']:.3f} | "
-             + (f"{r['counted']['seconds_per_step_H100'][0]:.2f}–{r['counted']['seconds_per_step_H100'][1]:.2f} (H100)"
+             + (f"{min(r['counted']['seconds_per_step_H100']):.3f}–{max(r['counted']['seconds_per_step_H100']):.3f} "
+                "(H100, 15–35 % of its bf16 peak)"
                 if r.get("counted") else "") + " |"]
     if "peak_memory_GiB" in r:
         lines.append(f"| peak memory (GiB) | {r['peak_memory_GiB']:.2f} | "
