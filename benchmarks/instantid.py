@@ -155,7 +155,7 @@ def markdown(results: dict) -> str:
     lines = [f"IdentityNet per sampling step ({s['controlnet']}, {s['controlnet_parameters'] / 1e6:.0f} M parameters, "
              f"{s['device']}{', REDUCED depth and width' if s['reduced'] else ''}; latent batch {s['batch']} (CFG), "
              f"{s['dtype']}, median of {s['repeats']} after warm-up)", "",
-             f"| Picture | Faces | InstantID's way: full frame (forwards) | RealisID: crops at working size {s['working_size']} "
+             f"| Picture | Faces | InstantID's way: full frame (forwards) | RealisID: crops at working size {s.get('working_size', 128)} "
              "(forwards) | Crops / full frame |", "|---|---:|---:|---:|---:|"]
     for r in results["rows"]:
         lines.append(f"| {r['resolution']}×{r['resolution']} | {r['faces']} | "

@@ -87,10 +87,12 @@ def assign(scores: np.ndarray, minimum: float) -> dict[int, tuple[int, float]]:
 
 
 def match_by_box(intended: list, detected: list, min_iou: float) -> dict[int, tuple[int, float]]:
-    """One face per intended box, the largest total overlap (Hungarian): {intended index: (detected index, IoU)}
-    for IoU ≥ min_iou (and > 0)."""
+    """One face per intended box (Hungarian): the most boxes given a face overlapping them by at least
+    `min_iou` (and more than 0), then the largest total overlap: {intended index: (detected index, IoU)}."""
     overlaps = np.array([[iou(a, b) for b in detected] for a in intended]).reshape(len(intended), len(detected))
-    return {i: m for i, m in assign(overlaps, min_iou).items() if m[1] > 0}
+    usable = (overlaps >= min_iou) & (overlaps > 0)
+    pairs = assign(np.where(usable, 1.0 + overlaps, 0.0), 1.0)  # +1 per pair: the count comes first
+    return {i: (j, float(overlaps[i, j])) for i, (j, _) in pairs.items()}
 
 
 def copy_paste(distance_to_held_out: float, distance_to_reference: float, reference_to_held_out: float) -> float:

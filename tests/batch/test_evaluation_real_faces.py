@@ -173,13 +173,13 @@ def test_the_plot_shows_detection_rates_and_a_run_where_nothing_was_found(study)
 def test_the_limit_command_finds_where_the_recogniser_stops_seeing_a_face(tmp_path, capsys):
     photo = tmp_path / "astronaut.png"
     save(real_faces.photos()["astronaut"], photo)
-    assert main(["limit", "--recogniser", "dlib", "--photo", str(photo), "--sizes", "16,64,256",
+    assert main(["limit", "--recogniser", "dlib", "--photo", str(photo), "--sizes", "16,64,128",
                  "--out", str(tmp_path / "limit")]) == 0
     table = json.loads((tmp_path / "limit" / "limit.json").read_text())
     assert len(table["faces"]) == 1  # the astronaut, not her suit's badge
     rows = {r["side"]: r for r in table["rows"]}
     assert rows[16]["detection_rate"] == 0 and rows[16]["self_similarity_mean"] is None  # too small to see
     assert rows[64]["detection_rate"] == 1 and rows[64]["recognised_rate"] == 1
-    assert rows[64]["self_similarity_mean"] > 0.8 and rows[256]["upscaled"] == 1
+    assert rows[64]["self_similarity_mean"] > 0.8 and rows[128]["upscaled"] == 1
     out = capsys.readouterr().out
     assert "| 16 | 0 / 1 | 0% |" in out and (tmp_path / "limit" / "limit.md").read_text().startswith("Recogniser: **dlib**")

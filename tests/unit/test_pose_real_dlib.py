@@ -2,6 +2,8 @@
 people, the astronaut, the Tom Hanks portrait), drawn by the pack's own renderer in a crop frame."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -16,13 +18,14 @@ def landmarks(face) -> np.ndarray:
     return np.asarray(face.landmarks_3d_68, np.float64)[:, :2]
 
 
+@functools.lru_cache(maxsize=None)
 def mirrored_faces(name):
     """The faces dlib finds in the mirrored photo, left to right."""
     from realisid_batch.evaluation.faces import DlibReader
     reader = real_faces.reader()
     found = [f for f in reader.analyse(np.ascontiguousarray(real_faces.photos()[name][:, ::-1]))
              if f.score >= DlibReader.confident_score]
-    return sorted(found, key=lambda f: float(f.box[0]))
+    return tuple(sorted(found, key=lambda f: float(f.box[0])))
 
 
 def yaw_proxy(points):
