@@ -4,7 +4,8 @@
   dashed; dots: every found face (crosses: found but not measurable at that size); line: each
   bucket's mean, at the mean side of its faces. A run where no face was found says so in its colour.
 - bottom: the detection rate per bucket, one bar per run, its count written above it; a rate of 0
-  is a visible bar at the axis, a bucket with no intended faces says "no faces".
+  is a visible bar at the axis, "n.m." counts the faces not measurable at that size, a bucket with no
+  intended faces says "no faces".
 """
 from __future__ import annotations
 
@@ -73,8 +74,11 @@ def _detection_panel(draw, runs: dict, left: int, x1: int, fonts) -> None:
                 continue
             height = max(3.0, s["found_rate"] * full)  # 0 % stays visible
             draw.rectangle([x0 + 2, y1 - height, x0 + bar - 2, y1], fill=colour)
-            draw.text((x0 + bar / 2, y1 - height - 3), f"{s['found']}/{s['faces']}", fill="black", font=small,
-                      anchor="mb")
+            label = f"{s['found']}/{s['faces']}"
+            if s["not_measurable"]:  # the recogniser cannot see these at that size: say so beside the rate
+                draw.text((x0 + bar / 2, y1 - height - 17), f"{s['not_measurable']} n.m.", fill=GREY, font=small,
+                          anchor="mb")
+            draw.text((x0 + bar / 2, y1 - height - 3), label, fill="black", font=small, anchor="mb")
 
 
 def plot(runs: dict[str, dict], path: Path, recogniser: dict | str) -> Path:
