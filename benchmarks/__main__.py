@@ -29,7 +29,14 @@ def parse(argv=None) -> Options:
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--no-sharing", action="store_true")
     p.add_argument("--no-face-analysis", action="store_true")
+    p.add_argument("--gpu-check", action="store_true",
+                   help="the whole GPU check (benchmarks/gpu_check.py): every scenario at the real shapes, one JSON "
+                        "(--json) and one Markdown section (--markdown); with --device cpu --toy a smoke run")
+    p.add_argument("--markdown", help="with --gpu-check: write the Markdown section here")
+    p.add_argument("--only", default="", help="with --gpu-check: comma-separated scenario names to run")
     a = p.parse_args(argv)
+    if a.gpu_check:
+        return a
     if a.resolution % 8:
         p.error("--resolution must be a multiple of 8")
     faces = tuple(int(f) for f in a.faces.split(",") if f.strip())
@@ -46,13 +53,38 @@ def parse(argv=None) -> Options:
                    face_analysis=not a.no_face_analysis, crop_counts=counts, crops_only=a.crops_only), a.json
 
 
+def _gpu_check(a, log) -> int:
+    from . import gpu_check
+    from .host import HostNotFound
+    only = tuple(n.strip() for n in a.only.split(",") if n.strip())
+    unknown = set(only) - {s.name for s in gpu_check.SCENARIOS}
+    if unknown:
+        print(f"error: --only: no scenario {', '.join(sorted(unknown))} (there are "
+              f"{', '.join(s.name for s in gpu_check.SCENARIOS)})", file=sys.stderr)
+        return 2
+    try:
+        results = gpu_check.gpu_check(a.device, a.toy, a.repeats, only, log)
+    except HostNotFound as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    gpu_check.write(results, a.json, a.markdown)
+    print(gpu_check.markdown(results))
+    failed = [name for name, entry in results["scenarios"].items() if "error" in entry]
+    for name in failed:
+        print(f"scenario {name} failed: {results['scenarios'][name]['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def main(argv=None) -> int:
-    options, json_path = parse(argv)
+    parsed = parse(argv)
     logging.basicConfig(level=logging.WARNING)
     start = time.perf_counter()
 
     def log(msg):
         print(f"[{time.perf_counter() - start:6.1f}s] {msg}", file=sys.stderr, flush=True)
+    if not isinstance(parsed, tuple):
+        return _gpu_check(parsed, log)
+    options, json_path = parsed
     try:
         results = run(options, log)
     except Exception as e:  # noqa: BLE001 — a clear one-line reason for the command line

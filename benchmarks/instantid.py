@@ -92,10 +92,10 @@ class Bench:
             return [c.get_control(x, sigma, cond, BATCH, {}) for c, cond in controls]
         return step, faces
 
-    def realisid_way(self, resolution: int, faces: int):
+    def realisid_way(self, resolution: int, faces: int, working_size: int | None = None):
         controls = host.pack_module("nodes.controls")
         described = host.pack_module("realisid_core.models.description").INSTANTID_IDENTITYNET
-        settings = host.pack_module("realisid_core.branches.local").LocalBranchSettings(described.working_size,
+        settings = host.pack_module("realisid_core.branches.local").LocalBranchSettings(working_size or described.working_size,
                                                                                        described.margin, 0.15)
         tokens = host.pack_module("realisid_core.people.identity").IdentityTokens(
             torch.randn(faces, TOKENS, 2048, generator=self.generator), torch.randn(1, TOKENS, 2048))
@@ -116,7 +116,8 @@ class Bench:
 
 
 def run(device: str = "cpu", resolutions=(1024, 1536), faces=(1, 4), repeats: int = 5, full: bool | None = None,
-        log=lambda msg: None) -> dict:
+        log=lambda msg: None, working_size: int = 128) -> dict:
+    """`working_size`: InstantID's 128 (smaller only for a smoke run)."""
     host.import_host(device)
     host.pack_module("nodes.controls")
     dev = torch.device(device)
@@ -134,14 +135,14 @@ def run(device: str = "cpu", resolutions=(1024, 1536), faces=(1, 4), repeats: in
         for f in faces:
             log(f"{resolution}² px, {f} face(s): full frame vs crops")
             full_step, full_forwards = bench.instantid_way(resolution, f)
-            crop_step, crop_forwards = bench.realisid_way(resolution, f)
+            crop_step, crop_forwards = bench.realisid_way(resolution, f, working_size)
             t = timing.time_paired({"full": lambda: full_step(x, sigma), "crops": lambda: crop_step(x, sigma)},
                                    dev, repeats)
             rows.append({"resolution": resolution, "faces": f, "full_frame": t["full"], "crops": t["crops"],
                          "full_forwards": full_forwards, "crop_forwards": crop_forwards,
                          "ratio": timing.paired_ratio(t["crops"], t["full"])})
     return {"rows": rows, "settings": {"device": str(dev), "dtype": str(dtype), "reduced": reduced,
-                                       "repeats": repeats, "working_size": 128, "batch": BATCH,
+                                       "repeats": repeats, "working_size": working_size, "batch": BATCH,
                                        "face_box": FACE_SIZE, "controlnet": bench.family.name,
                                        "controlnet_parameters": models.parameter_count(bench.controlnet.control_model)},
             "environment": {"torch": torch.__version__, "cpu_count": os.cpu_count(),
@@ -154,7 +155,7 @@ def markdown(results: dict) -> str:
     lines = [f"IdentityNet per sampling step ({s['controlnet']}, {s['controlnet_parameters'] / 1e6:.0f} M parameters, "
              f"{s['device']}{', REDUCED depth and width' if s['reduced'] else ''}; latent batch {s['batch']} (CFG), "
              f"{s['dtype']}, median of {s['repeats']} after warm-up)", "",
-             "| Picture | Faces | InstantID's way: full frame (forwards) | RealisID: crops at working size 128 "
+             f"| Picture | Faces | InstantID's way: full frame (forwards) | RealisID: crops at working size {s.get('working_size', 128)} "
              "(forwards) | Crops / full frame |", "|---|---:|---:|---:|---:|"]
     for r in results["rows"]:
         lines.append(f"| {r['resolution']}×{r['resolution']} | {r['faces']} | "

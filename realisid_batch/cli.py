@@ -1,9 +1,9 @@
-"""`python -m realisid_batch run | status | evaluate`: the command line.
+"""`python -m realisid_batch run | status | evaluate | limit`: the command line.
 
-Exit codes: 0 everything succeeded; 1 some jobs failed; 2 the command's input is wrong (nothing
-was queued); 3 no server answered for too long, or every server is set up wrong (the jobs wait
-in the ledger); 130 stopped with Ctrl-C (the ledger is
-consistent; run the same command again to go on).
+Exit codes: 0 everything succeeded; 1 some jobs failed (evaluate: some people could not be
+measured, their reference photo has no face); 2 the command's input is wrong (nothing was
+queued); 3 no server answered for too long, or every server is set up wrong (the jobs wait in the
+ledger); 130 stopped with Ctrl-C (the ledger is consistent; run the same command again to go on).
 """
 from __future__ import annotations
 
@@ -44,18 +44,34 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="as JSON")
 
     ev = sub.add_parser("evaluate", help="identity, place, pose and expression of the pictures, by face size")
-    ev.add_argument("--people", required=True, help="JSONL: per picture, the intended people (see docs/batch.md, section Evaluate)")
+    ev.add_argument("--people", required=True, help="JSONL: per picture, the intended people (see docs/batch.md, section 4. Evaluate)")
     ev.add_argument("--run", action="append", required=True, metavar="[NAME=]FOLDER",
                     help="a folder of pictures (a batch output folder or any); repeat to compare runs")
     ev.add_argument("--out", required=True, help="folder for evaluation.json, evaluation.md, identity_vs_face_size.png")
-    ev.add_argument("--recogniser", default="auto",
-                    help="insightface pack that measures (default: an installed pack other than --conditioning-pack)")
-    ev.add_argument("--conditioning-pack", default="antelopev2", help="the pack the pictures were conditioned with")
-    ev.add_argument("--insightface", action="append", default=[], metavar="FOLDER",
-                    help="insightface folder holding models/<pack> (default: ComfyUI's models/insightface, ~/.insightface)")
-    ev.add_argument("--provider", default="auto", help="onnxruntime provider: auto, CUDA, ROCm, CoreML, CPU")
+    _recogniser_arguments(ev)
     ev.add_argument("--min-iou", type=float, default=0.1, help="a face counts as found at its place above this IoU")
+
+    lim = sub.add_parser("limit", help="the face size below which the recogniser cannot find or recognise a person")
+    lim.add_argument("--photo", action="append", default=[], metavar="FILE",
+                     help="a real photo (repeat; default: the photos that ship in insightface and scikit-image)")
+    lim.add_argument("--sizes", default=",".join(str(s) for s in (16, 24, 32, 48, 64, 96, 128, 256)),
+                     help="face sides in pixels to shrink each face to (default 16,24,32,48,64,96,128,256)")
+    lim.add_argument("--out", help="folder for limit.json and limit.md")
+    _recogniser_arguments(lim)
     return p
+
+
+def _recogniser_arguments(p) -> None:
+    p.add_argument("--recogniser", default="auto",
+                   help="what measures: dlib (dlib's ResNet, another family than ArcFace), or an insightface pack "
+                        "(default: an installed pack other than --conditioning-pack)")
+    p.add_argument("--conditioning-pack", default="antelopev2", help="the pack the pictures were conditioned with")
+    p.add_argument("--insightface", action="append", default=[], metavar="FOLDER",
+                   help="insightface folder holding models/<pack> (default: ComfyUI's models/insightface, ~/.insightface)")
+    p.add_argument("--provider", default="auto", help="onnxruntime provider: auto, CUDA, ROCm, CoreML, CPU")
+    p.add_argument("--detector", choices=["hog", "cnn"], default="hog", help="with --recogniser dlib: dlib's detector")
+    p.add_argument("--upsample", type=int, default=1, choices=range(0, 4), metavar="{0..3}",
+                   help="with --recogniser dlib: times the picture is doubled before detection (1: faces from ~40 px)")
 
 
 def _run(args) -> int:
@@ -160,10 +176,15 @@ def _evaluate(args) -> int:
     return evaluate_command(args)
 
 
+def _limit(args) -> int:
+    from .evaluation.command import limit_command
+    return limit_command(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": _run, "status": _status, "evaluate": _evaluate}[args.command](args)
+        return {"run": _run, "status": _status, "evaluate": _evaluate, "limit": _limit}[args.command](args)
     except BatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -2,7 +2,8 @@
 
 The recogniser that measures identity should not be the one that conditioned the pictures (a
 method tuned to one ArcFace can fool that ArcFace), so by default another installed insightface
-pack is used: buffalo_l when the pictures were conditioned with antelopev2, and the reverse.
+pack is used: buffalo_l when the pictures were conditioned with antelopev2, and the reverse;
+`dlib` measures with a network of another family altogether (dlib_faces.py).
 """
 from __future__ import annotations
 
@@ -29,10 +30,6 @@ class Recogniser:
     pack: str
     folder: str
     note: str | None = None
-
-    def describe(self) -> str:
-        from realisid_core.faces.packs import PACKS
-        return f"{self.pack} ({PACKS[self.pack].recognition}) from {self.folder}"
 
 
 def choose_recogniser(requested: str, conditioning: str, roots: list[str]) -> Recogniser:
@@ -74,7 +71,10 @@ def read_bgr(path: Path) -> np.ndarray:
 
 
 class FaceReader:
-    """Analyses pictures (each once) with one pack."""
+    """Analyses pictures (each file once) with one recogniser; the insightface packs through the pack's analyzer."""
+
+    name = "insightface"
+    confident_score = 0.0  # the packs' detectors keep only faces above 0.5 already
 
     def __init__(self, recogniser: Recogniser, provider: str = "auto", detection_size: int = 640):
         from realisid_core.faces.analyzer import get_analyzer
@@ -84,18 +84,86 @@ class FaceReader:
                                          node="realisid_batch evaluate")
         except MissingDependencyError as exc:
             raise BatchError(str(exc)) from None
+        self.recogniser = recogniser
         self._cache: dict[str, list] = {}
+
+    def describe(self) -> dict:
+        """What measured, for the report: the pack, its recogniser file, how similarity is computed."""
+        from realisid_core.faces.packs import PACKS
+        return {"name": self.recogniser.pack, "pack": self.recogniser.pack, "file": PACKS[self.recogniser.pack].recognition,
+                "folder": self.recogniser.folder, "note": self.recogniser.note,
+                "detector": f"insightface {PACKS[self.recogniser.pack].detection}",
+                "similarity": "cosine of the L2-normalised ArcFace embeddings", "same_person_threshold": None,
+                "distance": "angle between the embeddings (radians)"}
+
+    def analyse(self, bgr: np.ndarray) -> list:
+        return self.analyzer.analyze(bgr)
+
+    @staticmethod
+    def similarity(a, b) -> float:
+        from .metrics import cosine
+        return cosine(a, b)
+
+    @classmethod
+    def distance(cls, a, b) -> float:
+        return float(np.arccos(np.clip(cls.similarity(a, b), -1.0, 1.0)))
 
     def faces(self, path: Path) -> list:
         """Every face in a picture (realisid_core DetectedFace), cached by path."""
         key = str(Path(path).resolve())
         if key not in self._cache:
-            self._cache[key] = self.analyzer.analyze(read_bgr(path))
+            self._cache[key] = self.analyse(read_bgr(path))
         return self._cache[key]
 
     def largest(self, path: Path):
-        """The largest face of a reference or pose picture; BatchError when there is none."""
+        """The largest face of a reference or pose picture, or None when there is none."""
         found = self.faces(path)
-        if not found:
-            raise BatchError(f"no face found in {path}")
-        return max(found, key=lambda f: f.area)
+        return max(found, key=lambda f: f.area) if found else None
+
+
+class DlibReader(FaceReader):
+    """The same reader with dlib's models (realisid_batch.evaluation.dlib_faces)."""
+
+    name = "dlib"
+    # HOG scores of the faces in the packaged photos: 0.37 and up; the astronaut's suit badge: 0.12
+    confident_score = 0.3
+
+    def __init__(self, detector: str = "hog", upsample: int = 1):
+        from .dlib_faces import DlibModels, DlibSettings
+        self.models = DlibModels(DlibSettings(detector, upsample))
+        self._cache = {}
+
+    def describe(self) -> dict:
+        from . import dlib_faces as d
+        s = self.models.settings
+        return {"name": "dlib", "pack": "dlib", "file": d.MODEL_FILES["recogniser"], "folder": self.models.folder,
+                "note": None,
+                "detector": f"dlib {'CNN (MMOD)' if s.detector == 'cnn' else 'HOG'}, up-sampled {s.upsample}×, "
+                            f"landmarks {d.MODEL_FILES['landmarks']}",
+                "similarity": f"1 - Euclidean distance / {d.DISTANCE_SCALE:g} of the 128-d descriptors "
+                              f"(dlib's same-person distance {d.DISTANCE_THRESHOLD:g} = similarity "
+                              f"{1 - d.DISTANCE_THRESHOLD / d.DISTANCE_SCALE:g})",
+                "same_person_threshold": 1 - d.DISTANCE_THRESHOLD / d.DISTANCE_SCALE,
+                "distance": "Euclidean distance between the descriptors"}
+
+    def analyse(self, bgr: np.ndarray) -> list:
+        from .dlib_faces import detected_faces
+        return detected_faces(self.models, bgr)
+
+    @staticmethod
+    def similarity(a, b) -> float:
+        from .dlib_faces import similarity
+        return similarity(a, b)
+
+    @classmethod
+    def distance(cls, a, b) -> float:
+        from .dlib_faces import distance
+        return distance(a, b)
+
+
+def open_reader(recogniser: str, conditioning: str, roots: list[str], provider: str = "auto",
+                detector: str = "hog", upsample: int = 1) -> FaceReader:
+    """The reader that measures: dlib's models for `dlib`, else an insightface pack (see choose_recogniser)."""
+    if recogniser == "dlib":
+        return DlibReader(detector, upsample)
+    return FaceReader(choose_recogniser(recogniser, conditioning, roots), provider)

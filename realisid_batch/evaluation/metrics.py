@@ -73,17 +73,33 @@ def expression_error(landmarks_68, driving_landmarks_68) -> float:
     return float(np.linalg.norm(a - b, axis=1).mean())
 
 
+def assign(scores: np.ndarray, minimum: float) -> dict[int, tuple[int, float]]:
+    """Hungarian matching (scipy's linear_sum_assignment) maximising the total score of rows against
+    columns: {row: (column, score)}, pairs scoring below `minimum` or not finite (no score) dropped."""
+    scores = np.asarray(scores, np.float64)
+    if scores.size == 0:
+        return {}
+    from scipy.optimize import linear_sum_assignment
+    finite = np.isfinite(scores)
+    low = (scores[finite].min() if finite.any() else 0.0) - 1e3  # below every real pair: taken only when nothing else is left
+    rows, cols = linear_sum_assignment(np.where(finite, scores, low), maximize=True)
+    return {int(i): (int(j), float(scores[i, j])) for i, j in zip(rows, cols) if finite[i, j] and scores[i, j] >= minimum}
+
+
 def match_by_box(intended: list, detected: list, min_iou: float) -> dict[int, tuple[int, float]]:
-    """Greedy one-to-one matching, best overlap first: {intended index: (detected index, IoU)} for IoU ≥ min_iou."""
-    pairs = sorted(((iou(a, b), i, j) for i, a in enumerate(intended) for j, b in enumerate(detected)), reverse=True)
-    out, used = {}, set()
-    for overlap, i, j in pairs:
-        if overlap < min_iou or overlap <= 0:
-            break
-        if i not in out and j not in used:
-            out[i] = (j, overlap)
-            used.add(j)
-    return out
+    """One face per intended box (Hungarian): the most boxes given a face overlapping them by at least
+    `min_iou` (and more than 0), then the largest total overlap: {intended index: (detected index, IoU)}."""
+    overlaps = np.array([[iou(a, b) for b in detected] for a in intended]).reshape(len(intended), len(detected))
+    usable = (overlaps >= min_iou) & (overlaps > 0)
+    pairs = assign(np.where(usable, 1.0 + overlaps, 0.0), 1.0)  # +1 per pair: the count comes first
+    return {i: (j, float(overlaps[i, j])) for i, (j, _) in pairs.items()}
+
+
+def copy_paste(distance_to_held_out: float, distance_to_reference: float, reference_to_held_out: float) -> float:
+    """MultiID-Bench's copy-paste score (WithAnyone): (d(g, t) - d(g, r)) / max(d(t, r), eps), g the generated
+    face, r the reference, t the held-out photo: +1 where the face is the reference's copy, -1 where it is
+    the held-out photo, 0 half way."""
+    return (distance_to_held_out - distance_to_reference) / max(reference_to_held_out, 1e-6)
 
 
 def mean(values) -> float | None:

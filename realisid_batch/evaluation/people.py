@@ -4,12 +4,14 @@ JSONL, one picture a line:
 
     {"picture": "ada-beach", "people": [
         {"name": "ada", "reference": "photos/ada.jpg", "box": [412, 160, 476, 224], "pose": "poses/left.jpg"},
-        {"name": "bo", "reference": "photos/bo.jpg", "location": "0.72 0.62 0.2"}]}
+        {"name": "bo", "reference": "photos/bo.jpg", "location": "0.72 0.62 0.2", "held_out": "photos/bo-2.jpg"}]}
 
 `picture` is a job id of a batch run (or a file name in the run's folder); `reference` the
 person's identity photo (its largest face); `box` the intended face box in pixels (x0, y0, x1,
 y1), or `location` in the pack's text form (`cx cy size`, size a fraction of the shorter side,
-or `cx cy w h`); `pose` (optional) the picture whose largest face drove pose and expression.
+or `cx cy w h`); `pose` (optional) the picture whose largest face drove pose and expression;
+`held_out` (optional) another photo of the person, never shown to the generator (MultiID-Bench's
+ground truth: similarity to it, and the copy-paste score, need it).
 Paths are relative to the people file.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Person:
     box: tuple | None = None
     location: tuple | None = None  # (cx, cy, size) or (cx, cy, w, h), fractions of the picture
     pose: Path | None = None
+    held_out: Path | None = None
 
     def intended_box(self, width: int, height: int) -> tuple | None:
         """The intended face box in pixels of a `width`×`height` picture."""
@@ -86,7 +89,8 @@ def read_people(path: str | Path) -> list[PictureSpec]:
             box = _numbers(p["box"], f"{here} box", (4,)) if p.get("box") is not None else None
             loc = _numbers(p["location"], f"{here} location", (3, 4)) if p.get("location") is not None else None
             people.append(Person(str(p.get("name") or f"person {k}"), base / p["reference"], box, loc,
-                                 base / p["pose"] if p.get("pose") else None))
+                                 base / p["pose"] if p.get("pose") else None,
+                                 base / p["held_out"] if p.get("held_out") else None))
         names = [p.name for p in people]
         if len(set(names)) != len(names):
             raise BatchError(f"{where}: people of one picture need different names ({', '.join(names)})")

@@ -185,3 +185,20 @@ def test_the_recogniser_is_chosen_apart_from_the_conditioning_one(study, insight
     assert main(["evaluate", "--people", str(people), "--run", str(root / "good"), "--out", str(out2),
                  "--insightface", insightface_root, "--conditioning-pack", "buffalo_l", "--provider", "CPU"]) == 0
     assert json.loads((out2 / "evaluation.json").read_text())["recogniser"]["pack"] == "antelopev2"
+
+
+def test_faces_and_places_are_paired_for_the_largest_total_overlap():
+    from realisid_batch.evaluation.metrics import match_by_box
+    # a greedy pairing takes a-one (IoU 0.82) first and leaves b without a face; the best pairing finds both
+    a, b = [0, 0, 10, 10], [6, 0, 16, 10]
+    one, two = [1, 0, 11, 10], [-4, 0, 6, 10]  # b overlaps only one
+    matched = match_by_box([a, b], [one, two], 0.1)
+    assert {i: j for i, (j, _) in matched.items()} == {0: 1, 1: 0}
+    assert match_by_box([a], [[50, 50, 60, 60]], 0.1) == {}  # no overlap: not found
+
+
+def test_the_copy_paste_score_is_plus_one_for_the_reference_and_minus_one_for_the_held_out_photo():
+    from realisid_batch.evaluation.metrics import copy_paste
+    assert copy_paste(0.8, 0.0, 0.8) == pytest.approx(1.0)  # the face is the reference
+    assert copy_paste(0.0, 0.8, 0.8) == pytest.approx(-1.0)  # the face is the held-out photo
+    assert copy_paste(0.4, 0.4, 0.8) == pytest.approx(0.0)
