@@ -85,6 +85,7 @@ class FaceAnalyzer:
 
     def __init__(self, key: AnalyzerKey, pack: str, node: str = "RealisID Face Analysis Loader"):
         require("onnxruntime", node, "onnxruntime-gpu")
+        require("cv2", node, "opencv-python")  # resizing and warping the models' crops
         self.key, self.pack = key, pack
         layout = PACKS[pack]
         self.models = {}
