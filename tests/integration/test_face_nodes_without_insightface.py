@@ -58,7 +58,7 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_face_analysis_nodes_run_with_insightface_unimportable():
-    root = fake_insightface_root()  # built here: the test packs' builder reads insightface's mean face
+    root = fake_insightface_root()  # built once per session, shared with the other face tests
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(REPO), str(HOST), root],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
