@@ -51,7 +51,6 @@ def face_analysis(images: int = 20) -> dict:
     """Images per second through realisid_core.faces.analyzer on the CPU, with the fake packs of tools/fake_insightface.py
     (real file signatures, tiny graphs): the pipeline's own cost, not the real models' compute."""
     try:
-        import insightface  # noqa: F401
         import onnxruntime  # noqa: F401
         from tools.fake_insightface import fake_insightface_root, paint_face
     except ImportError as e:

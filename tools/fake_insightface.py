@@ -13,7 +13,7 @@ that onnxruntime really runs:
 - the recogniser (ArcFace signature: [N, 3, 112, 112] → [N, 512]) is a fixed random
   projection of the pooled aligned crop, so embeddings depend on the pixels;
 - 1k3d68 ([1, 3, 192, 192] → [1, 3309]) outputs insightface's own 3-D mean face
-  (`meanshape_68.pkl`, real geometry) plus a tiny pixel-dependent term;
+  (`meanshape_68.pkl`, shipped as realisid_core/faces/meanshape_68.npy; real geometry) plus a tiny pixel-dependent term;
   2d106det ([1, 3, 192, 192] → [1, 212]) outputs 106 points derived from that mean face
   (their order is NOT the real 106-point markup); genderage ([1, 3, 96, 96] → [1, 3]).
 """
@@ -113,9 +113,9 @@ def build_recogniser(path: str, seed: int) -> None:
 
 
 def mean_face_68() -> np.ndarray:
-    """insightface's 3-D mean face [68, 3] (iBUG order, x right, y down, roughly ±0.6)."""
-    from insightface.data import get_object
-    return np.asarray(get_object("meanshape_68.pkl"), np.float32)
+    """insightface's 3-D mean face [68, 3] (iBUG order, x right, y down, roughly ±0.6), as the pack ships it."""
+    from realisid_core.faces.pose import mean_face_68 as shipped
+    return np.asarray(shipped(), np.float32)
 
 
 def _normalised_landmarks(points: np.ndarray, scale: float = 0.6) -> np.ndarray:

@@ -1,24 +1,26 @@
-"""insightface face analysis, loaded once per (pack folder, providers, detection size) and shared.
+"""Face analysis with an insightface pack, loaded once per (pack folder, providers, detection size) and shared.
 
-Each pack file goes through insightface's own `model_zoo.get_model`, which routes an ONNX
-file to its detector/landmark/recognition class by its input and output signature, so any
-insightface version that reads the packs reads them here. Files are taken by name, not by
-globbing the folder, so stray ONNX files beside a pack never change what is loaded.
+The pack's ONNX models run on onnxruntime directly (scrfd.py, recognition.py, landmarks.py, with
+insightface's numerics; the insightface package is not needed). Each file is checked against the
+signature of the task the pack gives it. Files are taken by name, not by globbing the folder, so
+stray ONNX files beside a pack never change what is loaded.
 """
 from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import RealisIDInputError
-from .packs import PACKS
-from .detected import DetectedFace
 from ..cache import SharedModels
-from ..errors import require
+from ..errors import RealisIDInputError, require
+from .detected import DetectedFace
+from .landmarks import Landmarks
+from .onnx_models import open_model
+from .packs import PACKS
+from .recognition import ArcFace
+from .scrfd import SCRFD
 
 log = logging.getLogger("RealisID")
 
@@ -61,7 +63,8 @@ def _warn_cpu_fallback(asked: str, got: list[str], folder: str, available: list[
     if len(installed) > 1:
         fix = (f"{' and '.join(installed)} are all installed and the CPU build shadows the GPU one: "
                f"python -m pip uninstall -y {' '.join(installed)} && python -m pip install onnxruntime-gpu "
-               "(insightface 2.x pulls in the CPU build; install onnxruntime-gpu after it)")
+               "(the pack needs only onnxruntime-gpu; another package that requires onnxruntime, such as "
+               "insightface, brings the CPU build back when it is installed or upgraded)")
     else:
         fix = (f"install the onnxruntime build for {asked} into ComfyUI's Python (onnxruntime-gpu for CUDA, "
                "with the CUDA/cuDNN versions it was built for)")
@@ -81,30 +84,17 @@ class FaceAnalyzer:
     """A loaded pack: detector, recogniser and landmark models sharing one set of providers."""
 
     def __init__(self, key: AnalyzerKey, pack: str, node: str = "RealisID Face Analysis Loader"):
-        model_zoo = require("insightface.model_zoo", node, "insightface")
         require("onnxruntime", node, "onnxruntime-gpu")
+        require("cv2", node, "opencv-python")  # resizing and warping the models' crops
         self.key, self.pack = key, pack
-        self._detect_lock = threading.Lock()  # the threshold is detector state; one picture at a time
         layout = PACKS[pack]
         self.models = {}
         for task, file in (("detection", layout.detection), ("recognition", layout.recognition),
                            ("landmark_3d_68", layout.landmark_3d_68), ("landmark_2d_106", layout.landmark_2d_106)):
             if file is None:
                 continue
-            path = os.path.join(key.folder, file)
-            try:
-                model = model_zoo.get_model(path, providers=list(key.providers))
-            except Exception as exc:  # noqa: BLE001 — onnxruntime's own errors on an empty, cut or foreign file
-                raise RealisIDInputError(node=node, input_name="pack", problem=f"{path} is not a readable ONNX model "
-                                         f"({os.path.getsize(path):,} bytes; onnxruntime: {str(exc)[:160]})",
-                                         fix=f"replace it with the original {file} of the {pack} pack (download "
-                                             f"{pack}.zip again)") from None
-            if model is None or model.taskname != task:
-                got = "nothing insightface recognises" if model is None else f"a '{model.taskname}' model"
-                raise RealisIDInputError(node, "pack", f"{path} should be the pack's {task} model but is {got}",
-                                         f"replace it with the original {file} of the {pack} pack")
-            model.prepare(ctx_id=0, input_size=(key.detection_size,) * 2) if task == "detection" else model.prepare(ctx_id=0)
-            self.models[task] = model
+            session, signature = open_model(os.path.join(key.folder, file), list(key.providers), task, file, pack, node)
+            self.models[task] = MODEL_CLASSES[task](session, signature)
         self.active_providers = list(self.models["detection"].session.get_providers())
         asked = key.providers[0]
         if asked != PROVIDERS["CPU"] and asked not in self.active_providers and asked not in _fallbacks_reported:
@@ -118,37 +108,35 @@ class FaceAnalyzer:
         sizes = [s for s in DETECTION_SIZES if s <= self.key.detection_size] or [self.key.detection_size]
         if self.key.detection_size not in sizes:
             sizes.insert(0, self.key.detection_size)
-        with self._detect_lock:
-            detector.det_thresh = threshold
-            for size in sizes:
-                boxes, keypoints = detector.detect(bgr, input_size=(size, size), max_num=0)
-                if boxes.shape[0]:
-                    return boxes, keypoints
+        for size in sizes:
+            boxes, keypoints = detector.detect(bgr, input_size=(size, size), max_num=0, threshold=threshold)
+            if boxes.shape[0]:
+                return boxes, keypoints
         return np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32)
 
     def analyze(self, bgr: np.ndarray, image_index: int = 0, threshold: float = 0.5) -> list[DetectedFace]:
         """Every face in a uint8 BGR picture, with landmarks, pose and normalised embedding."""
-        face_cls = require("insightface.app.common", "RealisID Face Analysis", "insightface").Face
         boxes, keypoints = self.detect(bgr, threshold)
         height, width = bgr.shape[:2]
+        lm68_model, lm106_model = self.models.get("landmark_3d_68"), self.models.get("landmark_2d_106")
         found = []
         for i in range(boxes.shape[0]):
-            face = face_cls(bbox=boxes[i, :4], kps=keypoints[i], det_score=boxes[i, 4])
-            for task, model in self.models.items():
-                if task != "detection":
-                    model.get(bgr, face)
-            embedding = np.asarray(face.embedding, np.float32).ravel()
-            lm68, lm106, pose = face.get("landmark_3d_68"), face.get("landmark_2d_106"), face.get("pose")
+            box = boxes[i, :4]
+            embedding = self.models["recognition"].embed(bgr, keypoints[i])
+            lm68 = None if lm68_model is None else lm68_model.find(bgr, box)
+            lm106 = None if lm106_model is None else lm106_model.find(bgr, box)
+            norm = float(np.linalg.norm(embedding))
             found.append(DetectedFace(
                 image_index=image_index, image_width=width, image_height=height,
-                box=boxes[i, :4].astype(np.float32), score=float(boxes[i, 4]),
+                box=box.astype(np.float32), score=float(boxes[i, 4]),
                 keypoints=np.asarray(keypoints[i], np.float32),
-                landmarks_2d_106=None if lm106 is None else np.asarray(lm106, np.float32),
-                landmarks_3d_68=None if lm68 is None else np.asarray(lm68, np.float32),
-                pose=None if pose is None else np.asarray(pose, np.float32),
-                embedding=embedding / max(float(np.linalg.norm(embedding)), 1e-12),
-                embedding_norm=float(np.linalg.norm(embedding)), pack=self.pack))
+                landmarks_2d_106=lm106, landmarks_3d_68=lm68,
+                pose=None if lm68 is None else lm68_model.pose(lm68),
+                embedding=embedding / max(norm, 1e-12), embedding_norm=norm, pack=self.pack))
         return found
+
+
+MODEL_CLASSES = {"detection": SCRFD, "recognition": ArcFace, "landmark_3d_68": Landmarks, "landmark_2d_106": Landmarks}
 
 
 _analyzers = SharedModels()
@@ -158,7 +146,6 @@ def get_analyzer(folder: str, pack: str, provider: str = "auto", detection_size:
                  node: str = "RealisID Face Analysis Loader") -> FaceAnalyzer:
     """The process-wide analyzer for (folder, providers, detection size), loaded on first use."""
     ort = require("onnxruntime", node, "onnxruntime-gpu")
-    require("insightface", node, "insightface")
     providers = choose_providers(provider, list(ort.get_available_providers()), node)
     key = AnalyzerKey(os.path.realpath(folder), tuple(providers), int(detection_size))
 

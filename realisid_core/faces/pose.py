@@ -7,11 +7,14 @@ branch that consumes a pose draws it in its own crop frame, in its own hint form
 """
 from __future__ import annotations
 
+import functools
+import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import require
+MEAN_FACE_FILE = os.path.join(os.path.dirname(__file__), "meanshape_68.npy")  # see tools/make_meanshape.py
 
 # Which point becomes which when the face is mirrored (the subject's right eye becomes the left one, ...)
 MIRROR_68 = np.array(list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
@@ -77,8 +80,7 @@ def frontal_pose() -> FacePose:
     """A neutral face looking at the camera: insightface's mean 3-D face (68 landmarks and the 5
     keypoints from them), in a box like a detector's (the landmarks' extent, the forehead added).
     The pose of a person who has no pose source."""
-    data = require("insightface.data", "RealisID Person", "insightface")
-    mean = np.asarray(data.get_object("meanshape_68.pkl"), np.float64)  # y grows downwards
+    mean = mean_face_68().astype(np.float64)  # y grows downwards
     x0, y0 = mean[:, :2].min(0)
     x1, y1 = mean[:, :2].max(0)
     box = (x0, y0 - 0.2 * (y1 - y0), x1, y1)
@@ -109,10 +111,43 @@ def mirror_box(box: np.ndarray, image_width: float) -> np.ndarray:
     return np.array([image_width - x1, y0, image_width - x0, y1])
 
 
+@functools.lru_cache(maxsize=None)
+def _mean_face() -> np.ndarray:
+    mean = np.load(MEAN_FACE_FILE, allow_pickle=False)
+    mean.setflags(write=False)
+    return mean
+
+
+def mean_face_68() -> np.ndarray:
+    """insightface's mean 3-D face [68, 3] (iBUG order, x right, y down), shipped as meanshape_68.npy."""
+    return _mean_face().copy()
+
+
+def fit_affine_3d(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """[3, 4] affine P with target ≈ P · [source, 1], least squares over the points."""
+    homogeneous = np.hstack([source, np.ones((source.shape[0], 1))])
+    return np.linalg.lstsq(homogeneous, target, rcond=None)[0].T
+
+
+def rotation_of(affine: np.ndarray) -> np.ndarray:
+    """The rotation [3, 3] of an affine camera [3, 4]: its first two rows normalised, the third their cross product."""
+    r1 = affine[0:1, :3] / np.linalg.norm(affine[0:1, :3])
+    r2 = affine[1:2, :3] / np.linalg.norm(affine[1:2, :3])
+    return np.concatenate([r1, r2, np.cross(r1, r2)], 0)
+
+
+def euler_degrees(rotation: np.ndarray) -> tuple[float, float, float]:
+    """(pitch, yaw, roll) in degrees of a rotation matrix (x, y, z Euler angles, as insightface reads them)."""
+    sy = math.sqrt(rotation[0, 0] ** 2 + rotation[1, 0] ** 2)
+    if sy >= 1e-6:
+        x, z = math.atan2(rotation[2, 1], rotation[2, 2]), math.atan2(rotation[1, 0], rotation[0, 0])
+    else:
+        x, z = math.atan2(-rotation[1, 2], rotation[1, 1]), 0.0
+    y = math.atan2(-rotation[2, 0], sy)
+    return x * 180 / np.pi, y * 180 / np.pi, z * 180 / np.pi
+
+
 def head_pose_68(points_3d: np.ndarray) -> np.ndarray:
     """(pitch, yaw, roll) in degrees of 68 3-D landmarks, fitted to insightface's mean face as insightface does."""
-    insightface = require("insightface.utils.transform", "RealisID Pose & Expression", "insightface")
-    mean = require("insightface.data", "RealisID Pose & Expression", "insightface").get_object("meanshape_68.pkl")
-    matrix = insightface.estimate_affine_matrix_3d23d(np.asarray(mean, np.float64), np.asarray(points_3d, np.float64))
-    _, rotation, _ = insightface.P2sRt(matrix)
-    return np.array(insightface.matrix2angle(rotation), np.float64)
+    matrix = fit_affine_3d(_mean_face().astype(np.float64), np.asarray(points_3d, np.float64))
+    return np.array(euler_degrees(rotation_of(matrix)), np.float64)

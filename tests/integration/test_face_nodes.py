@@ -144,13 +144,16 @@ def test_layout_photo_to_locations_to_people_with_poses(host):
         node("RealisID_PeopleFromLocations").make(locations, 1.0, poses=pose * 3)
 
 
-def test_missing_insightface_or_onnxruntime_says_what_to_install(host, monkeypatch):
+def test_missing_onnxruntime_or_opencv_says_what_to_install(host, monkeypatch):
     node, pack_module = host
     import nodes
     pack_module("realisid_core.faces.analyzer").release_all()
-    for missing, pip_name in (("onnxruntime", "onnxruntime-gpu"), ("insightface", "insightface")):
+    for missing, pip_name in (("onnxruntime", "onnxruntime-gpu"), ("cv2", "opencv-python")):
         with monkeypatch.context() as m:
             m.setitem(sys.modules, missing, None)  # what `import` sees when the package is not installed
             with pytest.raises(ImportError, match=rf"RealisID Face Analysis Loader needs the Python package '{pip_name}.*pip install"):
                 node("RealisID_FaceAnalysisLoader").load("antelopev2", "CPU", "640")
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "insightface", None)  # not needed: the packs run on onnxruntime directly
+        assert node("RealisID_FaceAnalysisLoader").load("antelopev2", "CPU", "640")[0].models
     assert FACE_NODES <= set(nodes.NODE_CLASS_MAPPINGS)  # still registered

@@ -26,10 +26,6 @@ CUDA_LINUX = {**default_environment(), "sys_platform": "linux", "platform_system
 PLATFORM_FLAGS = ["--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
                   "--platform", "manylinux2014_x86_64", "--only-binary=:all:", "--python-version", "3.11",
                   "--implementation", "cp"]
-INSTALL_ONNXRUNTIME_DIRECTLY = (
-    "insightface >= 1.0.1 (the only releases with wheels) requires the CPU `onnxruntime`; the fix is "
-    "realisid_core/faces running the packs' ONNX models with onnxruntime directly (docs/development.md, "
-    "'Install: onnxruntime')")
 
 
 def readme_requirement_file() -> Path:
@@ -66,7 +62,6 @@ def test_requirements_are_read_as_a_cuda_linux_machine_reads_them():
     assert "onnxruntime-gpu" in lines and "onnxruntime" not in lines
 
 
-@pytest.mark.xfail(strict=True, reason=INSTALL_ONNXRUNTIME_DIRECTLY)
 def test_the_readmes_install_gives_only_the_gpu_onnxruntime_on_cuda_linux(tmp_path):
     if not pypi_reachable():
         print("SKIPPED: PyPI (pypi.org:443) cannot be reached; the install is not resolved offline")
