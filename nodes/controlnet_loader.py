@@ -6,11 +6,11 @@ import folder_paths
 
 from ..realisid_core.models.description import KNOWN_CONTROLNETS, BranchDescription, guess_known_kind
 from ..realisid_core.errors import RealisIDInputError
+from .models import DESCRIPTION_ATTRIBUTE
 
 NODE = "RealisID Load ControlNet"
 AUTO = "auto (from the file)"
 KINDS = (AUTO, *KNOWN_CONTROLNETS)
-DESCRIPTION_ATTRIBUTE = "realisid_description"
 log = logging.getLogger("RealisID")
 
 
@@ -25,8 +25,8 @@ def read_description(path: str, kind: str) -> BranchDescription:
             with safe_open(path, framework="pt") as f:
                 metadata = f.metadata()
         except Exception as exc:  # a damaged file: say so before ComfyUI's loader says something vaguer
-            raise RealisIDInputError(NODE, "control_net_name", f"{path} is not a readable safetensors file ({exc})",
-                                     "download the file again") from None
+            raise RealisIDInputError(input_name="control_net_name", problem=f"{path} is not a readable safetensors file ({exc})",
+                                     fix="download the file again") from None
     described = BranchDescription.from_metadata(metadata)
     if described is not None:
         return described
@@ -34,20 +34,10 @@ def read_description(path: str, kind: str) -> BranchDescription:
     if guessed is not None:
         log.info("RealisID: %s has no RealisID description; taken as %s from its name", path, guessed)
         return KNOWN_CONTROLNETS[guessed]
-    raise RealisIDInputError(NODE, "kind", f"{path} carries no RealisID description (what it was trained on) and "
+    raise RealisIDInputError(input_name="kind", problem=f"{path} carries no RealisID description (what it was trained on) and "
                              "its name matches no known ControlNet",
-                             f"choose what it is in 'kind' ({', '.join(KNOWN_CONTROLNETS)}), or load a branch "
+                             fix=f"choose what it is in 'kind' ({', '.join(KNOWN_CONTROLNETS)}), or load a branch "
                              "exported by python -m realisid_train export")
-
-
-def description_of(control_net, node: str, input_name: str = "control_net") -> BranchDescription:
-    """The description RealisID Load ControlNet attached, or an error saying to load it that way."""
-    described = getattr(control_net, DESCRIPTION_ATTRIBUTE, None)
-    if described is None:
-        raise RealisIDInputError(node, input_name, "this ControlNet was loaded without its RealisID description, "
-                                 "so the branch cannot know which hints, sizes and margin it was trained on",
-                                 "load it with RealisID Load ControlNet instead of Load ControlNet Model")
-    return described
 
 
 class RealisIDLoadControlNet:
@@ -75,8 +65,8 @@ class RealisIDLoadControlNet:
         described = read_description(path, kind)
         control_net = comfy.controlnet.load_controlnet(path)
         if control_net is None:
-            raise RealisIDInputError(NODE, "control_net_name", f"ComfyUI could not read {path} as a ControlNet",
-                                     "choose a ControlNet file (.safetensors)")
+            raise RealisIDInputError(input_name="control_net_name", problem=f"ComfyUI could not read {path} as a ControlNet",
+                                     fix="choose a ControlNet file (.safetensors)")
         setattr(control_net, DESCRIPTION_ATTRIBUTE, described)
         return (control_net,)
 

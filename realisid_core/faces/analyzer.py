@@ -32,7 +32,7 @@ PROVIDER_CHOICES = ("auto",) + tuple(PROVIDERS)
 DETECTION_SIZES = (640, 320, 160)  # retried in this order: big close-ups need the smaller sizes
 
 
-def choose_providers(provider: str, available: list[str], node: str) -> list[str]:
+def choose_providers(provider: str, available: list[str]) -> list[str]:
     """onnxruntime provider list for a user choice: the asked (or best available) provider, then CPU."""
     if provider == "auto":
         for name in ("CUDA", "ROCm", "CoreML"):
@@ -40,7 +40,7 @@ def choose_providers(provider: str, available: list[str], node: str) -> list[str
                 return [PROVIDERS[name], PROVIDERS["CPU"]]
         return [PROVIDERS["CPU"]]
     if provider not in PROVIDERS:
-        raise RealisIDInputError(node, "provider", f"unknown provider '{provider}'", f"choose one of {', '.join(PROVIDER_CHOICES)}")
+        raise RealisIDInputError(input_name="provider", problem=f"unknown provider '{provider}'", fix=f"choose one of {', '.join(PROVIDER_CHOICES)}")
     if provider == "CPU":
         return [PROVIDERS["CPU"]]
     return [PROVIDERS[provider], PROVIDERS["CPU"]]
@@ -80,9 +80,9 @@ class AnalyzerKey:
 class FaceAnalyzer:
     """A loaded pack: detector, recogniser and landmark models sharing one set of providers."""
 
-    def __init__(self, key: AnalyzerKey, pack: str, node: str = "RealisID Face Analysis Loader"):
-        model_zoo = require("insightface.model_zoo", node, "insightface")
-        require("onnxruntime", node, "onnxruntime-gpu")
+    def __init__(self, key: AnalyzerKey, pack: str):
+        model_zoo = require("insightface.model_zoo", "insightface")
+        require("onnxruntime", "onnxruntime-gpu")
         self.key, self.pack = key, pack
         self._detect_lock = threading.Lock()  # the threshold is detector state; one picture at a time
         layout = PACKS[pack]
@@ -95,8 +95,8 @@ class FaceAnalyzer:
             model = model_zoo.get_model(path, providers=list(key.providers))
             if model is None or model.taskname != task:
                 got = "nothing insightface recognises" if model is None else f"a '{model.taskname}' model"
-                raise RealisIDInputError(node, "pack", f"{path} should be the pack's {task} model but is {got}",
-                                         f"replace it with the original {file} of the {pack} pack")
+                raise RealisIDInputError(input_name="pack", problem=f"{path} should be the pack's {task} model but is {got}",
+                                         fix=f"replace it with the original {file} of the {pack} pack")
             model.prepare(ctx_id=0, input_size=(key.detection_size,) * 2) if task == "detection" else model.prepare(ctx_id=0)
             self.models[task] = model
         self.active_providers = list(self.models["detection"].session.get_providers())
@@ -104,7 +104,7 @@ class FaceAnalyzer:
         if asked != PROVIDERS["CPU"] and asked not in self.active_providers and asked not in _fallbacks_reported:
             _fallbacks_reported.add(asked)
             _warn_cpu_fallback(asked, self.active_providers, key.folder,
-                               list(require("onnxruntime", node).get_available_providers()))
+                               list(require("onnxruntime", "onnxruntime-gpu").get_available_providers()))
 
     def detect(self, bgr: np.ndarray, threshold: float = 0.5):
         """(boxes [F, 5] with score, keypoints [F, 5, 2]), retrying at smaller detection sizes before giving up."""
@@ -122,7 +122,7 @@ class FaceAnalyzer:
 
     def analyze(self, bgr: np.ndarray, image_index: int = 0, threshold: float = 0.5) -> list[DetectedFace]:
         """Every face in a uint8 BGR picture, with landmarks, pose and normalised embedding."""
-        face_cls = require("insightface.app.common", "RealisID Face Analysis", "insightface").Face
+        face_cls = require("insightface.app.common", "insightface").Face
         boxes, keypoints = self.detect(bgr, threshold)
         height, width = bgr.shape[:2]
         found = []
@@ -148,18 +148,17 @@ class FaceAnalyzer:
 _analyzers = SharedModels()
 
 
-def get_analyzer(folder: str, pack: str, provider: str = "auto", detection_size: int = 640,
-                 node: str = "RealisID Face Analysis Loader") -> FaceAnalyzer:
+def get_analyzer(folder: str, pack: str, provider: str = "auto", detection_size: int = 640) -> FaceAnalyzer:
     """The process-wide analyzer for (folder, providers, detection size), loaded on first use."""
-    ort = require("onnxruntime", node, "onnxruntime-gpu")
-    require("insightface", node, "insightface")
-    providers = choose_providers(provider, list(ort.get_available_providers()), node)
+    ort = require("onnxruntime", "onnxruntime-gpu")
+    require("insightface", "insightface")
+    providers = choose_providers(provider, list(ort.get_available_providers()))
     key = AnalyzerKey(os.path.realpath(folder), tuple(providers), int(detection_size))
 
     def load():
         log.info("RealisID: loading face analysis pack %s from %s (%s, detection size %d)",
                  pack, key.folder, ", ".join(providers), detection_size)
-        return FaceAnalyzer(key, pack, node)
+        return FaceAnalyzer(key, pack)
     return _analyzers.get(key, load, f"face analysis pack {pack} ({', '.join(providers)}, detection size {detection_size})")
 
 

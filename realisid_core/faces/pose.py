@@ -77,7 +77,7 @@ def frontal_pose() -> FacePose:
     """A neutral face looking at the camera: insightface's mean 3-D face (68 landmarks and the 5
     keypoints from them), in a box like a detector's (the landmarks' extent, the forehead added).
     The pose of a person who has no pose source."""
-    data = require("insightface.data", "RealisID Person", "insightface")
+    data = require("insightface.data", "insightface")
     mean = np.asarray(data.get_object("meanshape_68.pkl"), np.float64)  # y grows downwards
     x0, y0 = mean[:, :2].min(0)
     x1, y1 = mean[:, :2].max(0)
@@ -111,8 +111,8 @@ def mirror_box(box: np.ndarray, image_width: float) -> np.ndarray:
 
 def head_pose_68(points_3d: np.ndarray) -> np.ndarray:
     """(pitch, yaw, roll) in degrees of 68 3-D landmarks, fitted to insightface's mean face as insightface does."""
-    insightface = require("insightface.utils.transform", "RealisID Pose & Expression", "insightface")
-    mean = require("insightface.data", "RealisID Pose & Expression", "insightface").get_object("meanshape_68.pkl")
+    insightface = require("insightface.utils.transform", "insightface")
+    mean = require("insightface.data", "insightface").get_object("meanshape_68.pkl")
     matrix = insightface.estimate_affine_matrix_3d23d(np.asarray(mean, np.float64), np.asarray(points_3d, np.float64))
     _, rotation, _ = insightface.P2sRt(matrix)
     return np.array(insightface.matrix2angle(rotation), np.float64)

@@ -39,19 +39,19 @@ class IDProjector(nn.Module):
         return self.norm(self.proj(embeddings).reshape(-1, self.tokens, self.width))
 
 
-def projector_from_state_dict(state: dict[str, torch.Tensor], name: str, node: str) -> IDProjector:
+def projector_from_state_dict(state: dict[str, torch.Tensor], name: str) -> IDProjector:
     """Build the projector whose shapes the state dict has; errors name the file and the keys expected."""
     for prefix in PREFIXES:
         if all(prefix + k in state for k in KEYS):
             sd = {k: state[prefix + k] for k in KEYS}
             break
     else:
-        raise RealisIDInputError(node, "projector", f"{name} is not a RealisID ID projector (keys {', '.join(KEYS)} not found)",
-                                 "choose an ID projector file from models/realisid")
+        raise RealisIDInputError(input_name="projector", problem=f"{name} is not a RealisID ID projector (keys {', '.join(KEYS)} not found)",
+                                 fix="choose an ID projector file from models/realisid")
     weight, norm = sd["proj.weight"], sd["norm.weight"]
     if weight.ndim != 2 or norm.ndim != 1 or weight.shape[0] % norm.shape[0]:
-        raise RealisIDInputError(node, "projector", f"{name} has inconsistent shapes: proj.weight {tuple(weight.shape)}, "
-                                 f"norm.weight {tuple(norm.shape)}", "re-export the projector (proj.weight must be [K·D, E])")
+        raise RealisIDInputError(input_name="projector", problem=f"{name} has inconsistent shapes: proj.weight {tuple(weight.shape)}, "
+                                 f"norm.weight {tuple(norm.shape)}", fix="re-export the projector (proj.weight must be [K·D, E])")
     projector = IDProjector(weight.shape[1], weight.shape[0] // norm.shape[0], norm.shape[0])
     projector.load_state_dict({k: v.float() for k, v in sd.items()})
     return projector.eval().requires_grad_(False)
@@ -110,33 +110,33 @@ def read_safetensors(path: str, node: str, input_name: str) -> dict[str, torch.T
     name = os.path.basename(path)
     problem = safetensors_problem(path)
     if problem is not None:
-        raise RealisIDInputError(node, input_name, f"{name} {problem}",
+        raise RealisIDInputError(input_name, f"{name} {problem}",
                                  PICKLE_FIX if "pickle" in problem else READ_FIX)
     try:
         return load_file(path, device="cpu")
     except Exception as e:  # safetensors' own error for anything the header check did not see
-        raise RealisIDInputError(node, input_name, f"{name} could not be read as a safetensors file ({e})",
+        raise RealisIDInputError(input_name, f"{name} could not be read as a safetensors file ({e})",
                                  READ_FIX) from e
 
 
-def load_projector(path: str, node: str = "RealisID ID Projector Loader") -> IDProjector:
+def load_projector(path: str) -> IDProjector:
     """The projector in a safetensors file, loaded once per (file, modification time) on the CPU.
 
     A file that is not a complete safetensors file (a pickle checkpoint, a truncated or corrupt
     download) is refused with a RealisIDInputError naming the file, the problem and the fix."""
     key = (os.path.realpath(path), os.path.getmtime(path))
-    return _projectors.get(key, lambda: projector_from_state_dict(read_safetensors(path, node, "projector_name"),
-                                                                  os.path.basename(path), node),
+    return _projectors.get(key, lambda: projector_from_state_dict(read_safetensors(path, None, "projector_name"),
+                                                                  os.path.basename(path)),
                            f"ID projector {os.path.basename(path)}")
 
 
-def project(projector: torch.nn.Module, identity: Identity, node: str, device=None, raw: bool = False) -> IdentityTokens:
+def project(projector: torch.nn.Module, identity: Identity, device=None, raw: bool = False) -> IdentityTokens:
     """Identity tokens [N, K, D] for N identities and the null tokens (a zero embedding), computed on
     `device`, returned on the CPU in float32. `raw`: feed the recogniser's raw vectors (InstantID's
     projector) instead of the normalised ones (RealisID's)."""
     if identity.embeddings.shape[-1] != projector.embedding_width:
-        raise RealisIDInputError(node, "identity", f"the identity has {identity.embeddings.shape[-1]}-wide embeddings "
-                                 f"but the projector takes {projector.embedding_width}", "use a projector made for ArcFace embeddings")
+        raise RealisIDInputError(input_name="identity", problem=f"the identity has {identity.embeddings.shape[-1]}-wide embeddings "
+                                 f"but the projector takes {projector.embedding_width}", fix="use a projector made for ArcFace embeddings")
     device = device or next(projector.parameters()).device
     vectors = identity.raw() if raw else identity.embeddings
     dtype = next(projector.parameters()).dtype

@@ -119,7 +119,7 @@ def draw_people(locations: FaceLocations, poses: Sequence[FacePose | None] | Non
 def draw_faces(bgr: np.ndarray, faces: list[DetectedFace], selected: set[int] = frozenset()) -> np.ndarray:
     """[H, W, 3] uint8 RGB: every face's box and number (1 = first in reading order, as messages count
     people; the `index` input is that number − 1); selected faces (by id()) in green, others grey."""
-    cv2 = require("cv2", "RealisID Face Analysis", "opencv-python")
+    cv2 = require("cv2", "opencv-python")
     canvas = np.ascontiguousarray(bgr[..., ::-1])
     thickness = max(1, round(max(canvas.shape[:2]) / 400))
     for i, face in enumerate(left_to_right(faces)):

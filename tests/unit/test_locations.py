@@ -38,10 +38,10 @@ def test_pixel_boxes_round_trip_and_text_round_trip():
 ])
 def test_bad_locations_name_node_input_and_fix(text, needle):
     with pytest.raises(RealisIDInputError) as err:
-        parse_locations(text, 512, 512, node="RealisID Location Guidance", input_name="locations")
+        parse_locations(text, 512, 512, input_name="locations")
     message = str(err.value)
     assert needle in message
-    assert message.startswith("RealisID Location Guidance: input 'locations'") and "Fix:" in message
+    assert message.startswith("input 'locations'") and "Fix:" in message  # the node adds its name
 
 
 def test_face_crossing_the_border_is_accepted():
