@@ -121,14 +121,14 @@ def identitynet_description(control_net):
     checked to be InstantID's keypoint format on an SDXL-wide ControlNet."""
     described = check_identitynet(getattr(control_net, DESCRIPTION_ATTRIBUTE, None), CONTROL_NET_INPUT)
     layout = controlnet_layout(control_net)
-    check_sdxl(layout.context_dim, layout.family, "this ControlNet", CONTROL_NET_INPUT,
+    check_sdxl(layout.context_dim, layout.family, "this ControlNet is built for", CONTROL_NET_INPUT,
                "load InstantID's IdentityNet (ControlNetModel/diffusion_pytorch_model.safetensors)")
     return described
 
 
 def check_sdxl_model(model) -> None:
     layout = model_layout(model.model)
-    check_sdxl(layout.context_dim, layout.family, "the model being sampled", "model", "sample with an SDXL checkpoint")
+    check_sdxl(layout.context_dim, layout.family, "the model being sampled is", "model", "sample with an SDXL checkpoint")
 
 
 def matching_layers(adapter: InstantIDAdapter, model) -> list[CrossAttentionLayer]:

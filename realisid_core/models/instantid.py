@@ -189,9 +189,10 @@ def check_identitynet(described: BranchDescription | None, input_name: str = "co
 
 
 def check_sdxl(context_width: int | None, family: str, what: str, input_name: str, fix: str) -> None:
-    """Refuse a ControlNet or model (`what`) that is not SDXL-wide: InstantID's weights are SDXL's."""
+    """Refuse a ControlNet or model that is not SDXL-wide (`what`: "this ControlNet is built for", say): InstantID's
+    weights are SDXL's."""
     if context_width != SDXL.context_width:
-        raise RealisIDInputError(input_name=input_name, problem=f"{what} is {family} (cross-attention width "
+        raise RealisIDInputError(input_name=input_name, problem=f"{what} {family} (cross-attention width "
                                  f"{context_width}), but InstantID's IdentityNet and adapter are made for SDXL (width "
                                  f"{SDXL.context_width})", fix=fix)
 
