@@ -32,7 +32,6 @@ from .manifest import DROPPED, MANIFEST, STATE, read_json, read_jsonl, write_jso
 from .photos import UnreadablePhoto, list_photos, load_photo, read_caption, signature
 
 log = logging.getLogger("realisid_train")
-NODE = "realisid_train prepare"
 
 REASONS = {
     "unreadable": "not a picture that can be decoded (corrupt, truncated or another format)",
