@@ -4,8 +4,8 @@ import logging
 from ..realisid_core.errors import RealisIDInputError
 from .conditioning import attach_control, chain_control
 from .controls import GlobalBranchControl, GlobalBranchSpec, controlnet_layout
-from .inputs import STRENGTH_AND_WINDOW, check_window
-from .models import description_of, tokens_of
+from .inputs import ID_PROJECTOR, STRENGTH_AND_WINDOW, check_window
+from .models import description_of, projecting
 
 NODE = "RealisID Apply Global Branch"
 log = logging.getLogger("RealisID")
@@ -20,8 +20,7 @@ def global_identity(described, people, id_projector, legacy_identity=None):
                         "old 'identity' input are not used", NODE, described.name)
         return None
     if people.has_identity:
-        tokens = people.identity_tokens(
-            lambda identity: None if id_projector is None else tokens_of(id_projector, identity))
+        tokens = people.identity_tokens(projecting(id_projector))
     elif legacy_identity is not None:  # a workflow saved before the identity came from the people
         log.warning("RealisID: %s: the 'identity' input is gone; connect each person's identity to RealisID Person "
                     "(and the ID projector here) instead", NODE)
@@ -50,10 +49,7 @@ class RealisIDApplyGlobalBranch:
                                                       "trained on identities attends to theirs."}),
             **STRENGTH_AND_WINDOW,
         }, "optional": {
-            "id_projector": ("REALISID_ID_PROJECTOR", {"tooltip": "Turns the people's identities from photos into what "
-                                                                  "this ControlNet reads; needed when the branch was "
-                                                                  "trained on identities and people have identities "
-                                                                  "from photos."}),
+            "id_projector": ID_PROJECTOR,
         }}
 
     RETURN_TYPES = ("CONDITIONING", "CONDITIONING")

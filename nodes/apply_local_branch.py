@@ -2,8 +2,8 @@
 from ..realisid_core.errors import RealisIDInputError
 from .conditioning import local_branch_conditioning
 from .controls import controlnet_layout
-from .inputs import FEATHER, STRENGTH_AND_WINDOW, WORKING_SIZE, check_window
-from .models import description_of, tokens_of
+from .inputs import FEATHER, ID_PROJECTOR, STRENGTH_AND_WINDOW, WORKING_SIZE, check_window
+from .models import description_of, projecting
 
 NODE = "RealisID Apply Local Branch"
 
@@ -18,7 +18,7 @@ def local_identity(described, people, id_projector):
                                      fix="use a local branch trained on identities, or give these people no identity "
                                      "(their identities can still go to a branch that reads them)")
         return None
-    return people.identity_tokens(lambda identity: None if id_projector is None else tokens_of(id_projector, identity))
+    return people.identity_tokens(projecting(id_projector))
 
 
 class RealisIDApplyLocalBranch:
@@ -34,9 +34,7 @@ class RealisIDApplyLocalBranch:
             "working_size": WORKING_SIZE,
             "feather": FEATHER,
         }, "optional": {
-            "id_projector": ("REALISID_ID_PROJECTOR", {"tooltip": "Turns identities from photos into what this "
-                                                                  "ControlNet reads; needed when people have "
-                                                                  "identities from photos."}),
+            "id_projector": ID_PROJECTOR,
         }}
 
     RETURN_TYPES = ("CONDITIONING", "CONDITIONING")

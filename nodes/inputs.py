@@ -1,7 +1,7 @@
 """Widget specs shared by the nodes (one statement each), and the checks of their values."""
 from __future__ import annotations
 
-from ..realisid_core.branches.budget import working_size_cost
+from ..realisid_core.branches.budget import scaled_working_size, working_size_cost
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.families import FAMILIES, to_pixels
 
@@ -26,6 +26,11 @@ FEATHER = ("FLOAT", {"default": 0.15, "min": 0.0, "max": 0.5, "step": 0.01,
                                 "of the square: 0 = a hard edge, 0.15 = a soft blend into the rest of the picture."})
 
 
+ID_PROJECTOR = ("REALISID_ID_PROJECTOR", {"tooltip": "Turns the people's identities from photos into what this "
+                                                     "ControlNet reads (the projector trained with it); needed when "
+                                                     "the branch reads identities and people have them from photos."})
+
+
 def _working_size_tooltip() -> str:
     """What each choice costs per face next to 'as trained' (counted for SD1.5's ControlNet; SDXL's is alike)."""
     sd15 = FAMILIES["SD1.5"]
@@ -33,7 +38,7 @@ def _working_size_tooltip() -> str:
     costs = []
     for choice, scale in WORKING_SIZES.items():
         if scale != 1.0:
-            cost = working_size_cost(sd15.name, int(round(trained * scale / 8)) * 8)
+            cost = working_size_cost(sd15.name, scaled_working_size(trained, sd15.name, scale))
             costs.append(f"{choice.split(' (')[0]} ≈ {cost.time:.1f}× the time, {cost.memory:.1f}× the GPU memory "
                          f"({cost.memory_without_fused_attention:.1f}× on a CPU)")
     sdxl = FAMILIES["SDXL"]

@@ -35,6 +35,11 @@ def tokens_of(patcher, identity, projector=None, raw: bool = False):
     return project(projector or patcher.model, identity, device=patcher.load_device, raw=raw)
 
 
+def projecting(patcher):
+    """`People.identity_tokens`'s projection through the projector `patcher` (None: no projector connected)."""
+    return lambda identity: None if patcher is None else tokens_of(patcher, identity)
+
+
 def description_of(control_net, input_name: str = "control_net") -> BranchDescription:
     """The description RealisID Load ControlNet attached, or an error saying to load it that way."""
     described = getattr(control_net, DESCRIPTION_ATTRIBUTE, None)

@@ -1,7 +1,8 @@
 """People nodes: a person (identity, place, pose, strength), and people gathered in order."""
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.signals.previews import draw_people
-from ..realisid_core.people.people import MAX_PEOPLE, People, Person, Place, box_from_fractions, people_from_locations
+from ..realisid_core.people.people import (MAX_PEOPLE, People, Person, Place, box_from_fractions, people_from_locations,
+                                           with_strength)
 from .previews import with_preview
 
 PERSON = "RealisID Person"
@@ -132,7 +133,7 @@ class RealisIDPeopleFromLocations:
             raise RealisIDInputError(input_name="id_tokens", problem="both identities and identity tokens are connected",
                                      fix="connect one of them")
         people = people_from_locations(locations, identities, id_tokens, None if poses is None else list(poses))
-        people = People(tuple(Person(p.place, p.identity, p.tokens, p.pose, float(strength)) for p in people.persons))
+        people = People(tuple(with_strength(p, strength) for p in people.persons))
         preview = preview_image(people)
         return with_preview((people, preview), preview)
 

@@ -55,8 +55,8 @@ def scaled_working_size(trained: int, family: str, scale: float) -> int:
     kept within the sizes the family is run at (so no choice is ever refused)."""
     if scale == 1.0:
         return trained
-    size = int(round(trained * scale / 8)) * 8
     sizes = working_size_range(family)
+    size = int(round(trained * scale / sizes.step)) * sizes.step
     return min(max(size, min(sizes.low, trained)), max(sizes.high, trained))
 
 

@@ -125,7 +125,3 @@ def parse_locations(text: str, width: int, height: int, input_name: str = "locat
     boxes = torch.tensor(rows, dtype=torch.float64).reshape(-1, 4)
     return FaceLocations(boxes, int(width), int(height)).validated(input_name)
 
-
-def format_locations(locations: FaceLocations) -> str:
-    """The text form `parse_locations` reads (cx cy w h per line)."""
-    return "\n".join(" ".join(f"{v:.4f}" for v in row) for row in locations.boxes.tolist())

@@ -143,6 +143,7 @@ def people_from_locations(locations: FaceLocations, identity: Identity | None = 
 
 
 def with_strength(person: Person, strength: float) -> Person:
+    """The person with another strength."""
     return replace(person, strength=float(strength))
 
 
