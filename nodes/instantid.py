@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import torch
-
 import comfy.ldm.modules.attention as comfy_attention
 import folder_paths
 
@@ -271,10 +269,9 @@ class RealisIDApplyInstantID:
 
 
 def identity_keys_values(instantid, tokens: IdentityTokens):
-    """Per layer, to_k_ip / to_v_ip of every person's tokens and the null tokens (last): [P+1, K, C], CPU float32.
-    Computed once here, so the large projections never need to sit beside the U-Net while sampling."""
-    both = torch.cat([tokens.tokens, tokens.null]).to(instantid.load_device)
-    return [(k.to("cpu", torch.float32), v.to("cpu", torch.float32)) for k, v in instantid.model.keys_values(both)]
+    """The adapter's keys and values of every person's tokens and the null tokens, computed where ComfyUI loaded
+    the adapter (it is loaded by tokens_of just before)."""
+    return instantid.model.identity_keys_values(tokens, instantid.load_device)
 
 
 NODE_CLASS_MAPPINGS = {

@@ -66,6 +66,13 @@ class InstantIDAdapter(nn.Module):
         with torch.no_grad():
             return [(k(tokens), v(tokens)) for k, v in zip(self.to_k, self.to_v)]
 
+    def identity_keys_values(self, tokens, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, to_k_ip / to_v_ip of every person's tokens and the null tokens (last): [P+1, K, C], CPU
+        float32, computed on `device`. Computed once, so the large projections never need to sit beside the
+        U-Net while sampling."""
+        both = torch.cat([tokens.tokens, tokens.null]).to(device)
+        return [(k.to("cpu", torch.float32), v.to("cpu", torch.float32)) for k, v in self.keys_values(both)]
+
     def describe(self) -> str:
         return describe_layers(self.layer_widths)
 

@@ -132,3 +132,10 @@ def draw_faces(bgr: np.ndarray, faces: list[DetectedFace], selected: set[int] = 
             cv2.circle(canvas, (int(round(float(x))), int(round(float(y)))), thickness + 1,
                        (255, 0, 0) if k in (0, 3) else (0, 0, 255), -1, cv2.LINE_AA)
     return canvas
+
+
+def draw_poses(poses: list[FacePose], side: int) -> torch.Tensor:
+    """IMAGE [1, side, n·side, 3]: each pose drawn in a square of its own as the branch places it, numbered."""
+    boxes = torch.tensor([[(2 * i + 1) / (2 * len(poses)), 0.5, 0.6 / len(poses), 0.6] for i in range(len(poses))],
+                         dtype=torch.float64)
+    return draw_people(FaceLocations(boxes, side * len(poses), side), poses)
