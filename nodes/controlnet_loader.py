@@ -25,7 +25,8 @@ def read_description(path: str, kind: str) -> BranchDescription:
             with safe_open(path, framework="pt") as f:
                 metadata = f.metadata()
         except Exception as exc:  # a damaged file: say so before ComfyUI's loader says something vaguer
-            raise RealisIDInputError(input_name="control_net_name", problem=f"{path} is not a readable safetensors file ({exc})",
+            raise RealisIDInputError(input_name="control_net_name",
+                                     problem=f"{path} is not a readable safetensors file ({exc})",
                                      fix="download the file again") from None
     described = BranchDescription.from_metadata(metadata)
     if described is not None:
@@ -34,7 +35,8 @@ def read_description(path: str, kind: str) -> BranchDescription:
     if guessed is not None:
         log.info("RealisID: %s has no RealisID description; taken as %s from its name", path, guessed)
         return KNOWN_CONTROLNETS[guessed]
-    raise RealisIDInputError(input_name="kind", problem=f"{path} carries no RealisID description (what it was trained on) and "
+    raise RealisIDInputError(input_name="kind",
+                             problem=f"{path} carries no RealisID description (what it was trained on) and "
                              "its name matches no known ControlNet",
                              fix=f"choose what it is in 'kind' ({', '.join(KNOWN_CONTROLNETS)}), or load a branch "
                              "exported by python -m realisid_train export")
@@ -65,7 +67,8 @@ class RealisIDLoadControlNet:
         described = read_description(path, kind)
         control_net = comfy.controlnet.load_controlnet(path)
         if control_net is None:
-            raise RealisIDInputError(input_name="control_net_name", problem=f"ComfyUI could not read {path} as a ControlNet",
+            raise RealisIDInputError(input_name="control_net_name",
+                                     problem=f"ComfyUI could not read {path} as a ControlNet",
                                      fix="choose a ControlNet file (.safetensors)")
         setattr(control_net, DESCRIPTION_ATTRIBUTE, described)
         return (control_net,)

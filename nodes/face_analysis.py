@@ -130,13 +130,15 @@ class RealisIDIdentity:
                 if photo_without_face == "skip":
                     previews.append(draw_faces(pictures[i], []))
                     continue
-                raise RealisIDInputError(input_name="images", problem=f"no face was found in photo {i + 1} of {len(found)}",
+                raise RealisIDInputError(input_name="images",
+                                         problem=f"no face was found in photo {i + 1} of {len(found)}",
                                          fix="remove that photo, use one with a clearly visible face, or set photo_without_face to 'skip'")
             largest = max(faces, key=lambda f: f.area)
             used.append(largest)
             previews.append(draw_faces(pictures[i], faces, {id(largest)}))
         if not used:
-            raise RealisIDInputError(input_name="images", problem=f"no face was found in any of the {len(found)} photos",
+            raise RealisIDInputError(input_name="images",
+                                     problem=f"no face was found in any of the {len(found)} photos",
                                      fix="use photos with a clearly visible face")
         embeddings = torch.stack([torch.from_numpy(f.embedding) for f in used])
         norms = [f.embedding_norm if f.embedding_norm is not None else 1.0 for f in used]

@@ -24,7 +24,8 @@ def place_from(locations, location_number: int, box: str, node: str) -> Place:
         return Place(box_from_fractions(box.replace(",", " ").split(), "box"), None, f"{node} box")
     locations = locations.validated("locations")
     if not 1 <= location_number <= locations.count:
-        raise RealisIDInputError(input_name="location_number", problem=f"face {location_number} was asked for but the locations "
+        raise RealisIDInputError(input_name="location_number",
+                                 problem=f"face {location_number} was asked for but the locations "
                                  f"have {locations.count} face{'s' if locations.count != 1 else ''}",
                                  fix=f"choose a number from 1 to {locations.count}")
     f = location_number - 1
@@ -62,7 +63,8 @@ class RealisIDPerson:
 
     def make(self, location_number, box, strength, locations=None, identity=None, id_tokens=None, pose=None):
         if identity is not None and id_tokens is not None:
-            raise RealisIDInputError(input_name="id_tokens", problem="both an identity and identity tokens are connected",
+            raise RealisIDInputError(input_name="id_tokens",
+                                     problem="both an identity and identity tokens are connected",
                                      fix="connect one of them")
         for name, value in (("identity", identity), ("id_tokens", id_tokens)):
             if value is not None and value.count != 1:
@@ -95,7 +97,8 @@ class RealisIDPeople:
         ordered = [persons[k] for k in sorted(persons, key=lambda k: int(k.split("_")[1])) if persons[k] is not None]
         gathered = (people or People(())) + People(tuple(ordered))
         if gathered.count == 0:
-            raise RealisIDInputError(input_name="person_1", problem="no person is connected", fix="connect at least one RealisID Person")
+            raise RealisIDInputError(input_name="person_1",
+                                     problem="no person is connected", fix="connect at least one RealisID Person")
         preview = preview_image(gathered)
         return with_preview((gathered, preview), preview)
 
@@ -130,7 +133,8 @@ class RealisIDPeopleFromLocations:
                 raise RealisIDInputError(input_name=name, problem=f"{count} were given for {locations.count} locations",
                                          fix=f"give one per location ({locations.count}) or a single one for everybody")
         if identities is not None and id_tokens is not None:
-            raise RealisIDInputError(input_name="id_tokens", problem="both identities and identity tokens are connected",
+            raise RealisIDInputError(input_name="id_tokens",
+                                     problem="both identities and identity tokens are connected",
                                      fix="connect one of them")
         people = people_from_locations(locations, identities, id_tokens, None if poses is None else list(poses))
         people = People(tuple(with_strength(p, strength) for p in people.persons))

@@ -34,7 +34,8 @@ class RealisIDPoseExpression:
             raise RealisIDInputError(input_name="driving_faces", problem="no face was found in the driving photo",
                                      fix="use a photo with a clearly visible face")
         if face_number > len(faces):
-            raise RealisIDInputError(input_name="face_number", problem=f"face {face_number} was asked for but {len(faces)} "
+            raise RealisIDInputError(input_name="face_number",
+                                     problem=f"face {face_number} was asked for but {len(faces)} "
                                      f"face{'s were' if len(faces) != 1 else ' was'} found",
                                      fix=f"choose a number from 1 to {len(faces)}, or 0 for all of them")
         chosen = faces if face_number == 0 else [faces[face_number - 1]]

@@ -40,7 +40,9 @@ def choose_providers(provider: str, available: list[str]) -> list[str]:
                 return [PROVIDERS[name], PROVIDERS["CPU"]]
         return [PROVIDERS["CPU"]]
     if provider not in PROVIDERS:
-        raise RealisIDInputError(input_name="provider", problem=f"unknown provider '{provider}'", fix=f"choose one of {', '.join(PROVIDER_CHOICES)}")
+        raise RealisIDInputError(input_name="provider",
+                                 problem=f"unknown provider '{provider}'",
+                                 fix=f"choose one of {', '.join(PROVIDER_CHOICES)}")
     if provider == "CPU":
         return [PROVIDERS["CPU"]]
     return [PROVIDERS[provider], PROVIDERS["CPU"]]
@@ -95,7 +97,8 @@ class FaceAnalyzer:
             model = model_zoo.get_model(path, providers=list(key.providers))
             if model is None or model.taskname != task:
                 got = "nothing insightface recognises" if model is None else f"a '{model.taskname}' model"
-                raise RealisIDInputError(input_name="pack", problem=f"{path} should be the pack's {task} model but is {got}",
+                raise RealisIDInputError(input_name="pack",
+                                         problem=f"{path} should be the pack's {task} model but is {got}",
                                          fix=f"replace it with the original {file} of the {pack} pack")
             model.prepare(ctx_id=0, input_size=(key.detection_size,) * 2) if task == "detection" else model.prepare(ctx_id=0)
             self.models[task] = model

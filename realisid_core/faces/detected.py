@@ -119,7 +119,9 @@ def select_faces(faces_per_image: list[list[DetectedFace]], selection: str, inde
     Raises a RealisIDInputError naming the photo (counted from 1) and how many faces it has.
     """
     if selection not in SELECTIONS:
-        raise RealisIDInputError(input_name=input_name, problem=f"unknown selection '{selection}'", fix=f"choose one of {', '.join(SELECTIONS)}")
+        raise RealisIDInputError(input_name=input_name,
+                                 problem=f"unknown selection '{selection}'",
+                                 fix=f"choose one of {', '.join(SELECTIONS)}")
     picked = []
     photos = len(faces_per_image)
     for image_index, found in enumerate(faces_per_image):

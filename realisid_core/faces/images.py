@@ -21,11 +21,13 @@ def image_to_bgr_uint8(image: torch.Tensor | np.ndarray, input_name: str, index:
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
-        raise RealisIDInputError(input_name=input_name, problem=f"{photo_name(index, count)} has shape {tuple(a.shape)}, not height × width × channels (1-4)",
+        raise RealisIDInputError(input_name=input_name,
+                                 problem=f"{photo_name(index, count)} has shape {tuple(a.shape)}, not height × width × channels (1-4)",
                                  fix="connect an IMAGE (e.g. from Load Image)")
     height, width = a.shape[:2]
     if min(height, width) < MIN_SIDE:
-        raise RealisIDInputError(input_name=input_name, problem=f"{photo_name(index, count)} is only {width}×{height} pixels, too small to find a face in",
+        raise RealisIDInputError(input_name=input_name,
+                                 problem=f"{photo_name(index, count)} is only {width}×{height} pixels, too small to find a face in",
                                  fix=f"use a picture at least {MIN_SIDE} pixels on each side (faces are best above 64 pixels)")
     channels = a.shape[-1]
     rgb = a[..., :1].repeat(3, -1) if channels in (1, 2) else a[..., :3]
@@ -40,6 +42,7 @@ def images_to_bgr_uint8(images: torch.Tensor, input_name: str) -> list[np.ndarra
     if images.ndim == 3:  # a MASK-like [B, H, W] grayscale batch
         images = images[..., None]
     if images.ndim != 4 or images.shape[0] == 0:
-        raise RealisIDInputError(input_name=input_name, problem=f"expected a batch of pictures [B, H, W, C], got shape {tuple(images.shape)}",
+        raise RealisIDInputError(input_name=input_name,
+                                 problem=f"expected a batch of pictures [B, H, W, C], got shape {tuple(images.shape)}",
                                  fix="connect an IMAGE (e.g. from Load Image)")
     return [image_to_bgr_uint8(images[i], input_name, i, images.shape[0]) for i in range(images.shape[0])]

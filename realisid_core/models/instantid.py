@@ -131,7 +131,8 @@ def split_adapter_state(data, name: str) -> AdapterFile:
         found = ", ".join(sorted(map(str, data))[:5])
     else:
         found = type(data).__name__
-    raise RealisIDInputError(input_name=INPUT, problem=f"{name} is not an InstantID adapter: it has no 'image_proj' and "
+    raise RealisIDInputError(input_name=INPUT,
+                             problem=f"{name} is not an InstantID adapter: it has no 'image_proj' and "
                              f"'ip_adapter' weights (found {found})", fix=GET_IT)
 
 
@@ -141,18 +142,21 @@ def adapter_from_file(parts: AdapterFile, name: str) -> InstantIDAdapter:
     for key, value in parts.ip_adapter.items():
         m = IP_KEY.match(str(key))
         if m is None:
-            raise RealisIDInputError(input_name=INPUT, problem=f"{name}: unexpected ip_adapter weight '{key}' (InstantID's are "
+            raise RealisIDInputError(input_name=INPUT,
+                                     problem=f"{name}: unexpected ip_adapter weight '{key}' (InstantID's are "
                                      "'{n}.to_k_ip.weight' and '{n}.to_v_ip.weight')", fix=GET_IT)
         layers.setdefault(int(m.group(1)), {})[m.group(2)] = value
     order = sorted(layers)
     broken = [n for n in order if set(layers[n]) != {"to_k_ip", "to_v_ip"}
               or layers[n]["to_k_ip"].ndim != 2 or layers[n]["to_k_ip"].shape != layers[n]["to_v_ip"].shape]
     if not order or broken:
-        raise RealisIDInputError(input_name=INPUT, problem=f"{name}: the ip_adapter weights are incomplete or inconsistent "
+        raise RealisIDInputError(input_name=INPUT,
+                                 problem=f"{name}: the ip_adapter weights are incomplete or inconsistent "
                                  f"(layer {broken[0] if broken else '—'})", fix=GET_IT)
     contexts = {layers[n]["to_k_ip"].shape[1] for n in order}
     if contexts != {resampler.width}:
-        raise RealisIDInputError(input_name=INPUT, problem=f"{name}: the ip_adapter layers take {sorted(contexts)}-wide tokens "
+        raise RealisIDInputError(input_name=INPUT,
+                                 problem=f"{name}: the ip_adapter layers take {sorted(contexts)}-wide tokens "
                                  f"but its Resampler makes {resampler.width}-wide ones", fix=GET_IT)
     adapter = InstantIDAdapter(resampler, [layers[n]["to_k_ip"].shape[0] for n in order], resampler.width)
     for i, n in enumerate(order):

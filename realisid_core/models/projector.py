@@ -46,11 +46,13 @@ def projector_from_state_dict(state: dict[str, torch.Tensor], name: str) -> IDPr
             sd = {k: state[prefix + k] for k in KEYS}
             break
     else:
-        raise RealisIDInputError(input_name="projector", problem=f"{name} is not a RealisID ID projector (keys {', '.join(KEYS)} not found)",
+        raise RealisIDInputError(input_name="projector",
+                                 problem=f"{name} is not a RealisID ID projector (keys {', '.join(KEYS)} not found)",
                                  fix="choose an ID projector file from models/realisid")
     weight, norm = sd["proj.weight"], sd["norm.weight"]
     if weight.ndim != 2 or norm.ndim != 1 or weight.shape[0] % norm.shape[0]:
-        raise RealisIDInputError(input_name="projector", problem=f"{name} has inconsistent shapes: proj.weight {tuple(weight.shape)}, "
+        raise RealisIDInputError(input_name="projector",
+                                 problem=f"{name} has inconsistent shapes: proj.weight {tuple(weight.shape)}, "
                                  f"norm.weight {tuple(norm.shape)}", fix="re-export the projector (proj.weight must be [K·D, E])")
     projector = IDProjector(weight.shape[1], weight.shape[0] // norm.shape[0], norm.shape[0])
     projector.load_state_dict({k: v.float() for k, v in sd.items()})
@@ -135,7 +137,8 @@ def project(projector: torch.nn.Module, identity: Identity, device=None, raw: bo
     `device`, returned on the CPU in float32. `raw`: feed the recogniser's raw vectors (InstantID's
     projector) instead of the normalised ones (RealisID's)."""
     if identity.embeddings.shape[-1] != projector.embedding_width:
-        raise RealisIDInputError(input_name="identity", problem=f"the identity has {identity.embeddings.shape[-1]}-wide embeddings "
+        raise RealisIDInputError(input_name="identity",
+                                 problem=f"the identity has {identity.embeddings.shape[-1]}-wide embeddings "
                                  f"but the projector takes {projector.embedding_width}", fix="use a projector made for ArcFace embeddings")
     device = device or next(projector.parameters()).device
     vectors = identity.raw() if raw else identity.embeddings

@@ -42,7 +42,8 @@ def locations_from_mask(mask: torch.Tensor, input_name: str = "mask",
     if m.ndim == 3:
         m = m[0]
     if m.ndim != 2:
-        raise RealisIDInputError(input_name=input_name, problem=f"expected a MASK [H, W] or [B, H, W], got shape {tuple(mask.shape)}",
+        raise RealisIDInputError(input_name=input_name,
+                                 problem=f"expected a MASK [H, W] or [B, H, W], got shape {tuple(mask.shape)}",
                                  fix="connect a MASK (e.g. from Load Image's alpha or a mask editor)")
     height, width = m.shape
     count, _, stats, _ = cv2.connectedComponentsWithStats((m.numpy() > 0.5).astype(np.uint8), connectivity=8)

@@ -58,7 +58,8 @@ def mean_identity(embeddings: torch.Tensor, input_name: str, norms=None,
                                  fix="give at least one photo in which a face is found")
     mean = unit(embeddings).mean(0, keepdim=True)
     if float(mean.norm()) < 1e-6:
-        raise RealisIDInputError(input_name=input_name, problem="the photos' embeddings cancel out (they look like opposite people)",
+        raise RealisIDInputError(input_name=input_name,
+                                 problem="the photos' embeddings cancel out (they look like opposite people)",
                                  fix="use photos of one person")
     length = None if norms is None else torch.as_tensor(norms, dtype=torch.float32).reshape(-1).mean().reshape(1)
     return Identity(unit(mean), length, pack)
@@ -68,7 +69,8 @@ def join_identities(identities: list[Identity], input_name: str = "identity") ->
     """Several identities in order (person 1 first)."""
     widths = {i.embeddings.shape[-1] for i in identities}
     if len(widths) != 1:
-        raise RealisIDInputError(input_name=input_name, problem=f"the identities have different embedding widths {sorted(widths)}",
+        raise RealisIDInputError(input_name=input_name,
+                                 problem=f"the identities have different embedding widths {sorted(widths)}",
                                  fix="make every identity with the same face-analysis pack")
     norms = None if any(i.norms is None for i in identities) else torch.cat([i.norms for i in identities])
     packs = {i.pack for i in identities}
@@ -113,6 +115,7 @@ class IdentityTokens:
 
     def check_width(self, width: int, input_name: str) -> "IdentityTokens":
         if self.width != width:
-            raise RealisIDInputError(input_name=input_name, problem=f"the identity tokens are {self.width} wide but the ControlNet's "
+            raise RealisIDInputError(input_name=input_name,
+                                     problem=f"the identity tokens are {self.width} wide but the ControlNet's "
                                      f"cross-attention takes {width}", fix="use an ID projector made for this ControlNet")
         return self

@@ -84,18 +84,22 @@ class FaceLocations:
             raise RealisIDInputError(input_name=input_name, problem="no face locations were given",
                                      fix="give at least one face, e.g. a line '0.5 0.4 0.25' (centre x, centre y, size)")
         if self.count > MAX_FACES:
-            raise RealisIDInputError(input_name=input_name, problem=f"{self.count} faces were given, at most {MAX_FACES} are supported",
+            raise RealisIDInputError(input_name=input_name,
+                                     problem=f"{self.count} faces were given, at most {MAX_FACES} are supported",
                                      fix=f"remove faces until there are {MAX_FACES} or fewer")
         for i, (cx, cy, w, h) in enumerate(self.boxes.tolist()):
             n = i + 1
             if not all(math.isfinite(v) for v in (cx, cy, w, h)):
-                raise RealisIDInputError(input_name=input_name, problem=f"face {n} of {self.count} has a value that is not a number ({cx}, {cy}, {w}, {h})",
+                raise RealisIDInputError(input_name=input_name,
+                                         problem=f"face {n} of {self.count} has a value that is not a number ({cx}, {cy}, {w}, {h})",
                                          fix="give finite numbers: centre x, centre y and size as fractions of the picture (0-1)")
             if w <= 0 or h <= 0:
-                raise RealisIDInputError(input_name=input_name, problem=f"face {n} of {self.count} has zero or negative size (w={w:g}, h={h:g})",
+                raise RealisIDInputError(input_name=input_name,
+                                         problem=f"face {n} of {self.count} has zero or negative size (w={w:g}, h={h:g})",
                                          fix="give a size above 0, as a fraction of the picture (e.g. 0.2)")
             if cx + w / 2 <= 0 or cx - w / 2 >= 1 or cy + h / 2 <= 0 or cy - h / 2 >= 1:
-                raise RealisIDInputError(input_name=input_name, problem=f"face {n} of {self.count} lies entirely outside the picture (centre {cx:g}, {cy:g})",
+                raise RealisIDInputError(input_name=input_name,
+                                         problem=f"face {n} of {self.count} lies entirely outside the picture (centre {cx:g}, {cy:g})",
                                          fix="keep the centre within 0-1 (a face may cross the border; it is clipped)")
         return self
 
@@ -112,7 +116,8 @@ def parse_locations(text: str, width: int, height: int, input_name: str = "locat
         try:
             values = [float(v) for v in line.split()]
         except ValueError:
-            raise RealisIDInputError(input_name=input_name, problem=f"line {line_no} ('{raw.strip()}') is not a list of numbers",
+            raise RealisIDInputError(input_name=input_name,
+                                     problem=f"line {line_no} ('{raw.strip()}') is not a list of numbers",
                                      fix="write 'cx cy size' or 'cx cy w h' with numbers between 0 and 1") from None
         if len(values) == 3:
             cx, cy, size = values
@@ -120,7 +125,8 @@ def parse_locations(text: str, width: int, height: int, input_name: str = "locat
         elif len(values) == 4:
             rows.append(values)
         else:
-            raise RealisIDInputError(input_name=input_name, problem=f"line {line_no} ('{raw.strip()}') has {len(values)} numbers",
+            raise RealisIDInputError(input_name=input_name,
+                                     problem=f"line {line_no} ('{raw.strip()}') has {len(values)} numbers",
                                      fix="write 3 numbers (cx cy size) or 4 numbers (cx cy w h) per face")
     boxes = torch.tensor(rows, dtype=torch.float64).reshape(-1, 4)
     return FaceLocations(boxes, int(width), int(height)).validated(input_name)

@@ -62,16 +62,19 @@ class People:
         Places from pictures of different shapes are refused; boxes typed as fractions fit any shape.
         """
         if not self.persons:
-            raise RealisIDInputError(input_name=input_name, problem="no people were given", fix="connect at least one RealisID Person")
+            raise RealisIDInputError(input_name=input_name,
+                                     problem="no people were given", fix="connect at least one RealisID Person")
         if self.count > MAX_PEOPLE:
-            raise RealisIDInputError(input_name=input_name, problem=f"{self.count} people were given, at most {MAX_PEOPLE} fit in one picture",
+            raise RealisIDInputError(input_name=input_name,
+                                     problem=f"{self.count} people were given, at most {MAX_PEOPLE} fit in one picture",
                                      fix=f"remove people until there are {MAX_PEOPLE} or fewer")
         framed = [(k, p.place) for k, p in enumerate(self.persons, 1) if p.place.frame is not None]
         width, height = framed[0][1].frame if framed else (0, 0)
         for k, place in framed[1:]:
             w, h = place.frame
             if not same_aspect(w, h, width, height):
-                raise RealisIDInputError(input_name=input_name, problem=f"person {k}'s place comes from a {w}×{h} picture "
+                raise RealisIDInputError(input_name=input_name,
+                                         problem=f"person {k}'s place comes from a {w}×{h} picture "
                                          f"({place.source}) but person {framed[0][0]}'s from a {width}×{height} one "
                                          f"({framed[0][1].source}), another shape",
                                          fix="take every person's place from pictures of the same shape as the one you generate")
@@ -103,7 +106,8 @@ class People:
             return None
         if not all(have):
             missing = ", ".join(str(k) for k, h in enumerate(have, 1) if not h)
-            raise RealisIDInputError(input_name=input_name, problem=f"person {missing} has no identity while others have one",
+            raise RealisIDInputError(input_name=input_name,
+                                     problem=f"person {missing} has no identity while others have one",
                                      fix="give every person an identity (photos or identity tokens), or none of them")
         sets = []
         for k, person in enumerate(self.persons, 1):
@@ -111,7 +115,8 @@ class People:
             if tokens is None:
                 tokens = project(person.identity)
                 if tokens is None:
-                    raise RealisIDInputError(input_name="id_projector", problem=f"person {k}'s identity comes from photos, "
+                    raise RealisIDInputError(input_name="id_projector",
+                                             problem=f"person {k}'s identity comes from photos, "
                                              "which need a projector to become identity tokens",
                                              fix="connect the ID projector that belongs to this ControlNet")
             sets.append(tokens)
@@ -123,7 +128,8 @@ class People:
                                      fix="make every person's identity tokens with the same projector")
         nulls = [t.null for t in sets]
         if any(n is None for n in nulls):
-            raise RealisIDInputError(input_name=input_name, problem="some identity tokens carry no null identity for CFG's "
+            raise RealisIDInputError(input_name=input_name,
+                                     problem="some identity tokens carry no null identity for CFG's "
                                      "unconditional side", fix="make identity tokens with RealisID Identity Tokens")
         return IdentityTokens(torch.cat([t.tokens for t in sets]), nulls[0])
 
