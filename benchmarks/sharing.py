@@ -57,7 +57,7 @@ def face_analysis(images: int = 20) -> dict:
         return {"status": f"not measured: {e}"}
     analyzer_mod = pack_module("realisid_core.faces.analyzer")
     packs = pack_module("realisid_core.faces.packs")
-    folder = packs.find_pack_folder([fake_insightface_root()], "antelopev2", "benchmark")
+    folder = packs.find_pack_folder([fake_insightface_root()], "antelopev2")
     a = analyzer_mod.get_analyzer(folder, "antelopev2", "CPU", 640)
     b = analyzer_mod.get_analyzer(folder, "antelopev2", "CPU", 640)
     rng = np.random.default_rng(0)

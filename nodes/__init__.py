@@ -1,35 +1,18 @@
-"""Node registry: every module listed here contributes its NODE_CLASS_MAPPINGS.
+"""Node registry: every node module's NODE_CLASS_MAPPINGS, each node's errors attributed to its display name.
 
-A module that fails to import (a missing optional package) disables only its own nodes and
-says which package to install; ComfyUI's start-up never fails because of this pack.
+Optional packages are imported when a node runs (realisid_core.errors.require), so importing these modules
+needs only ComfyUI and torch.
 """
-import importlib
-import logging
+from . import (apply_global_branch, apply_local_branch, controlnet_loader, face_analysis, id_projector, instantid,
+               location_guidance, locations_from_pictures, people, pose_expression)
+from .errors import attribute_errors
 
-log = logging.getLogger("RealisID")
-
-NODE_MODULES = (
-    "controlnet_loader",
-    "people",
-    "location_guidance",
-    "apply_local_branch",
-    "apply_global_branch",
-    "face_analysis",
-    "id_projector",
-    "pose_expression",
-    "locations_from_pictures",
-    "instantid",
-)
+NODE_MODULES = (controlnet_loader, people, location_guidance, apply_local_branch, apply_global_branch, face_analysis,
+                id_projector, pose_expression, locations_from_pictures, instantid)
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
-
-for _name in NODE_MODULES:
-    try:
-        _module = importlib.import_module(f".{_name}", __name__)
-    except ImportError as exc:
-        log.error("RealisID: nodes in '%s' are disabled: %s. Install the missing package into ComfyUI's "
-                  "Python (pip install -r requirements.txt in the ComfyUI-RealisID folder).", _name, exc)
-        continue
+for _module in NODE_MODULES:
     NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
+attribute_errors(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS)

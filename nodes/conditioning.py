@@ -1,52 +1,23 @@
-"""Attaching a control to positive and negative conditioning the way ComfyUI's own apply node does."""
+"""Attaching a branch's control to positive and negative conditioning the way ComfyUI's own apply node does."""
 from __future__ import annotations
 
 from typing import Callable
 
-import torch
+from ..realisid_core.branches.local import LocalBranchSettings
+from ..realisid_core.branches.budget import scaled_working_size
+from ..realisid_core.errors import RealisIDInputError
+from ..realisid_core.models.description import BranchDescription
+from ..realisid_core.people.people import People
+from ..realisid_core.signals.hints import check_poses
+from .controls import AREA_KEY, AreaProbe, LocalBranchControl, LocalBranchSpec
+from .inputs import WORKING_SIZES, check_window
 
-import comfy.conds
-
-AREA_KEY = "realisid_area"
-
-
-class AreaProbe(comfy.conds.CONDRegular):
-    """A model condition that tells RealisID's controls which part of the latent ComfyUI hands them.
-
-    ComfyUI gives an area conditioning (Conditioning (Set Area)) only its area of the latent and
-    narrows every model condition to it; this one records the area instead: per latent row
-    (top, left, height, width) in latent cells, or -1s for the whole latent. The U-Net ignores it.
-    """
-
-    def __init__(self, cond: torch.Tensor | None = None):
-        super().__init__(torch.full((1, 4), -1.0) if cond is None else cond)
-
-    def process_cond(self, batch_size, area=None, **kwargs):
-        if area is None or len(area) != 4:  # the whole latent (areas of video latents are not handled)
-            row = torch.full((1, 4), -1.0)
-        else:
-            height, width, top, left = (float(v) for v in area)
-            row = torch.tensor([[top, left, height, width]])
-        return AreaProbe(row.repeat(batch_size, 1))
-
-STRENGTH_AND_WINDOW = {
-    "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01,
-                           "tooltip": "How strongly this branch steers the picture: 0 switches it off, 1 is as "
-                                      "trained; above 1 pushes harder and can over-cook the faces."}),
-    "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001,
-                                "tooltip": "When the branch starts steering, as a fraction of the sampling steps "
-                                           "(0 = from the first step). Early steps decide layout and pose."}),
-    "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001,
-                              "tooltip": "When the branch stops steering, as a fraction of the sampling steps "
-                                         "(1 = to the last step). Late steps decide fine detail."}),
-}
-
-
-def chain_control(control_cls, control_net, spec, hint, strength, start_percent, end_percent):
-    """attach_control's factory for a RealisID control of `control_cls` after a previous control."""
+def chain_control(control_cls, control_net, spec, node_name: str, strength, start_percent, end_percent):
+    """attach_control's factory for a RealisID control of `control_cls` after a previous control; the control's
+    errors name `node_name` (the node that attached it)."""
     def make(previous):
-        control = control_cls.from_controlnet(control_net, spec)
-        control.set_cond_hint(hint, strength, (start_percent, end_percent))
+        control = control_cls.from_controlnet(control_net, spec, node_name)
+        control.set_cond_hint(None, strength, (start_percent, end_percent))
         return control.set_previous_controlnet(previous)
     return make
 
@@ -72,3 +43,23 @@ def attach_control(positive, negative, make_control: Callable[[object], object])
             entries.append([embedding, options])
         out.append(entries)
     return out[0], out[1]
+
+
+def local_branch_conditioning(positive, negative, control_net, described: BranchDescription, people: People, tokens,
+                              strength, start_percent, end_percent, working_size_choice, feather, node_name: str,
+                              window_inputs=("start_percent", "end_percent")):
+    """Attach a local-branch control for `people` (identity `tokens` [F, K, D] with their null, or None); its
+    errors at sampling time name `node_name`."""
+    check_window(start_percent, end_percent, *window_inputs)
+    if described.role != "local":
+        raise RealisIDInputError(input_name="control_net", problem=f"{described.name} is a {described.role} branch",
+                                 fix="connect a local-branch ControlNet here (its global twin goes to Apply Global "
+                                 "Branch)")
+    check_poses(people.poses(), described.hint_format)
+    locations = people.locations()
+    size = scaled_working_size(described.working_size, described.family, WORKING_SIZES[working_size_choice])
+    settings = LocalBranchSettings(size, described.margin, feather)
+    spec = LocalBranchSpec(locations, tuple(people.poses()), described.hint_format, tokens, people.strengths(),
+                           settings)
+    return attach_control(positive, negative, chain_control(LocalBranchControl, control_net, spec, node_name, strength,
+                                                            start_percent, end_percent))

@@ -9,11 +9,11 @@ from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.models.description import (KNOWN_CONTROLNETS, BranchDescription, ControlNetShapes,
                                                 controlnet_shapes, known_kind_from_shapes, shape_contradiction)
 from ..realisid_core.models.files import is_safetensors, read_torch_pickle, safetensors_header
+from .models import DESCRIPTION_ATTRIBUTE
 
 NODE = "RealisID Load ControlNet"
 AUTO = "auto (from the file)"
 KINDS = (AUTO, *KNOWN_CONTROLNETS)
-DESCRIPTION_ATTRIBUTE = "realisid_description"
 INPUT = "control_net_name"
 READ_FIX = "download or export the ControlNet again, as a .safetensors file in models/controlnet"
 CODE_FIX = ("use the ControlNet's .safetensors file (RealisID's exports and InstantID's IdentityNet are published "
@@ -22,7 +22,7 @@ log = logging.getLogger("RealisID")
 
 
 def _refuse(problem: str, fix: str, input_name: str = INPUT) -> RealisIDInputError:
-    return RealisIDInputError(node=NODE, input_name=input_name, problem=problem, fix=fix)
+    return RealisIDInputError(input_name=input_name, problem=problem, fix=fix)
 
 
 def _state_dict(data, path: str) -> dict:
@@ -37,9 +37,9 @@ def _state_dict(data, path: str) -> dict:
 def read_weights_header(path: str) -> tuple[ControlNetShapes, dict, dict | None]:
     """(what the shapes say, metadata, the state dict when it had to be read: a weights-only pickle)."""
     if is_safetensors(path):
-        shapes, metadata = safetensors_header(path, INPUT, READ_FIX, NODE, pickle_fix=CODE_FIX)
+        shapes, metadata = safetensors_header(path, INPUT, READ_FIX, pickle_fix=CODE_FIX)
         return controlnet_shapes(shapes), metadata, None
-    state = _state_dict(read_torch_pickle(path, INPUT, READ_FIX, NODE, code_fix=CODE_FIX), path)
+    state = _state_dict(read_torch_pickle(path, INPUT, READ_FIX, code_fix=CODE_FIX), path)
     shapes = {str(k): tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
     return controlnet_shapes(shapes), {}, state
 
@@ -56,10 +56,7 @@ def describe_file(path: str, kind: str, found: ControlNetShapes, metadata: dict)
             raise _refuse(f"{name} is {found.describe()}, not {kind}",
                           "choose 'auto' in 'kind', or the file of the ControlNet you meant", "kind")
         return described
-    try:
-        described = BranchDescription.from_metadata(metadata, name, INPUT)
-    except RealisIDInputError as exc:
-        raise exc.with_node(NODE) from None
+    described = BranchDescription.from_metadata(metadata, name, INPUT)
     if described is not None:
         contradiction = shape_contradiction(described, found)
         if contradiction is not None:
@@ -83,16 +80,6 @@ def read_description(path: str, kind: str) -> BranchDescription:
     """The description of the branch in `path` (see `describe_file`), read from its header."""
     found, metadata, _ = read_weights_header(path)
     return describe_file(path, kind, found, metadata)
-
-
-def description_of(control_net, node: str, input_name: str = "control_net") -> BranchDescription:
-    """The description RealisID Load ControlNet attached, or an error saying to load it that way."""
-    described = getattr(control_net, DESCRIPTION_ATTRIBUTE, None)
-    if described is None:
-        raise RealisIDInputError(node, input_name, "this ControlNet was loaded without its RealisID description, "
-                                 "so the branch cannot know which hints, sizes and margin it was trained on",
-                                 "load it with RealisID Load ControlNet instead of Load ControlNet Model")
-    return described
 
 
 class RealisIDLoadControlNet:

@@ -21,9 +21,9 @@ ANALYSIS = "RealisID Face Analysis"
 IDENTITY = "RealisID Identity"
 
 
-def _analyze_batch(analyzer, images, node, threshold=0.5):
+def _analyze_batch(analyzer, images, threshold=0.5):
     """Faces of every picture of an IMAGE batch, with progress and interruption."""
-    pictures = images_to_bgr_uint8(images, node, "images")
+    pictures = images_to_bgr_uint8(images, "images")
     progress = comfy.utils.ProgressBar(len(pictures))
     found = []
     for i, picture in enumerate(pictures):
@@ -52,8 +52,8 @@ class RealisIDFaceAnalysisLoader:
     DESCRIPTION = "Loads an insightface pack once per process; every node and workflow shares the loaded copy."
 
     def load(self, pack, provider, detection_size):
-        folder = find_pack_folder(folder_paths.get_folder_paths(INSIGHTFACE_FOLDER), pack, LOADER)
-        return (get_analyzer(folder, pack, provider, int(detection_size), LOADER),)
+        folder = find_pack_folder(folder_paths.get_folder_paths(INSIGHTFACE_FOLDER), pack)
+        return (get_analyzer(folder, pack, provider, int(detection_size)),)
 
 
 class RealisIDFaceAnalysis:
@@ -80,14 +80,14 @@ class RealisIDFaceAnalysis:
                    "normalised identity embedding. The preview marks the selected faces in green.")
 
     def analyze(self, analyzer, images, selection, index, threshold, require_face):
-        pictures, found = _analyze_batch(analyzer, images, ANALYSIS, threshold)
+        pictures, found = _analyze_batch(analyzer, images, threshold)
         empty = [i for i, f in enumerate(found) if not f]
         if require_face and empty:
-            raise RealisIDInputError(ANALYSIS, "images", f"no face was found in image {empty[0] + 1}"
+            raise RealisIDInputError(input_name="images", problem=f"no face was found in image {empty[0] + 1}"
                                      + (f" (nor in images {[i + 1 for i in empty[1:]]})" if len(empty) > 1 else "")
                                      + f" of {len(pictures)}",
-                                     "use a picture with a clearly visible face, lower 'threshold', or turn off 'require_face'")
-        picked = select_faces(found, selection, index, ANALYSIS)
+                                     fix="use a picture with a clearly visible face, lower 'threshold', or turn off 'require_face'")
+        picked = select_faces(found, selection, index)
         chosen = {id(f) for f in picked}
         previews = [torch.from_numpy(draw_faces(p, f, chosen)).float() / 255 for p, f in zip(pictures, found)]
         sizes = tuple((p.shape[1], p.shape[0]) for p in pictures)
@@ -123,25 +123,27 @@ class RealisIDIdentity:
                    "their embeddings averaged.")
 
     def identify(self, analyzer, images, photo_without_face):
-        pictures, found = _analyze_batch(analyzer, images, IDENTITY)
+        pictures, found = _analyze_batch(analyzer, images)
         used, previews = [], []
         for i, faces in enumerate(found):
             if not faces:
                 if photo_without_face == "skip":
                     previews.append(draw_faces(pictures[i], []))
                     continue
-                raise RealisIDInputError(IDENTITY, "images", f"no face was found in photo {i + 1} of {len(found)}",
-                                         "remove that photo, use one with a clearly visible face, or set photo_without_face to 'skip'")
+                raise RealisIDInputError(input_name="images",
+                                         problem=f"no face was found in photo {i + 1} of {len(found)}",
+                                         fix="remove that photo, use one with a clearly visible face, or set photo_without_face to 'skip'")
             largest = max(faces, key=lambda f: f.area)
             used.append(largest)
             previews.append(draw_faces(pictures[i], faces, {id(largest)}))
         if not used:
-            raise RealisIDInputError(IDENTITY, "images", f"no face was found in any of the {len(found)} photos",
-                                     "use photos with a clearly visible face")
+            raise RealisIDInputError(input_name="images",
+                                     problem=f"no face was found in any of the {len(found)} photos",
+                                     fix="use photos with a clearly visible face")
         embeddings = torch.stack([torch.from_numpy(f.embedding) for f in used])
         norms = [f.embedding_norm if f.embedding_norm is not None else 1.0 for f in used]
-        identity = mean_identity(embeddings, IDENTITY, "images", norms=norms,
-                                 pack=common_pack([f.pack for f in used], IDENTITY, "images"))
+        identity = mean_identity(embeddings, "images", norms=norms,
+                                 pack=common_pack([f.pack for f in used], "images"))
         stacked = _stack_previews([torch.from_numpy(p).float() / 255 for p in previews])
         return with_preview((identity, stacked), stacked)
 
@@ -162,7 +164,7 @@ class RealisIDIdentityBatch:
 
     def join(self, identity_1, **more):
         ordered = [identity_1] + [more[k] for k in sorted(more, key=lambda k: int(k.split("_")[1])) if more[k] is not None]
-        return (join_identities(ordered, "RealisID Identity Batch"),)
+        return (join_identities(ordered, "identity_1"),)
 
 
 NODE_CLASS_MAPPINGS = {

@@ -10,43 +10,70 @@ branch) and the adapter's identity attention in the U-Net, per person and per re
 """
 from __future__ import annotations
 
-import logging
 import os
-
-import torch
+from dataclasses import dataclass
 
 import comfy.ldm.modules.attention as comfy_attention
-import comfy.model_management
-import comfy.model_patcher
 import folder_paths
 
-from ..realisid_core.models.description import INSTANTID_IDENTITYNET, BranchDescription
+from ..realisid_core.branches.cfg import uncond_rows
+from ..realisid_core.branches.identity_attention import (IdentityAttention, add_identity_attention, check_masks,
+                                                         token_grid)
 from ..realisid_core.errors import RealisIDInputError
-from ..realisid_core.signals.hints import hint_format
-from ..realisid_core.people.identity import Identity, join_identities
-from ..realisid_core.branches.identity_attention import (TokenRegions, add_identity_attention, cross_attention_layers,
-                                                describe_layers, region_weights, token_grid)
-from ..realisid_core.people.identity import IdentityTokens
-from ..realisid_core.models.instantid import GET_IT, InstantIDAdapter, load_adapter
-from ..realisid_core.cache import SharedModels
-from ..realisid_core.people.people import People
-from .apply_local_branch import FEATHER, WORKING_SIZE, local_branch_conditioning
-from .controlnet_loader import DESCRIPTION_ATTRIBUTE
-from .controls import CONTROL_NET_INPUT, RealisIDControl, controlnet_layout, model_layout, uncond_rows
-from .id_projector import tokens_of
+from ..realisid_core.models.instantid import (CUBIQ_UNCOND_NOISE, GET_IT, InstantIDAdapter, check_identitynet,
+                                              check_layers, check_sdxl, load_adapter, people_identity,
+                                              uncond_noise_embedding)
+from ..realisid_core.people.identity import Identity, IdentityTokens
+from .conditioning import local_branch_conditioning
+from .controls import CONTROL_NET_INPUT, controlnet_layout, model_layout
+from .inputs import FEATHER, PERCENT, WORKING_SIZE, check_window
+from .models import DESCRIPTION_ATTRIBUTE, shared_patcher, tokens_of
 from .paths import INSTANTID_FOLDER
 
 LOADER = "RealisID Load InstantID Adapter"
 NODE = "RealisID Apply InstantID"
 ADAPTER_TYPE = "REALISID_INSTANTID"
-RECOGNISER_PACK = "antelopev2"  # InstantID's Resampler was trained on this pack's (glintr100) raw embeddings
-SDXL_CONTEXT = 2048
-log = logging.getLogger("RealisID")
 
-_patchers = SharedModels()  # (file, mtime, load device) → ModelPatcher: one copy per model per device
+# The key ComfyUI's UNetModel gives its middle block: openaimodel.py (ComfyUI 0.3.64) sets
+# transformer_options["block"] = ("middle", 0) before the middle block (not ("middle", 1)).
+MIDDLE_BLOCK = ("middle", 0)
 
 
-def adapter_path(adapter_name, node: str = LOADER) -> str:
+@dataclass(frozen=True)
+class CrossAttentionLayer:
+    """One cross-attention (attn2) of ComfyUI's U-Net: its patch key block + transformer index,
+    its width (the query/key width) and the context width its to_k takes."""
+
+    block: tuple[str, int]
+    index: int
+    width: int
+    context: int
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (*self.block, self.index)
+
+
+def cross_attention_layers(unet) -> list[CrossAttentionLayer]:
+    """The cross-attention layers of an SD-style UNetModel (ComfyUI's openaimodel) in diffusers'
+    attention-processor order: down blocks (ComfyUI's input blocks), up blocks (output blocks),
+    then the middle block — the order InstantID's ip_adapter weights are numbered in."""
+    blocks = [("input", i, b) for i, b in enumerate(unet.input_blocks)]
+    blocks += [("output", i, b) for i, b in enumerate(unet.output_blocks)]
+    if getattr(unet, "middle_block", None) is not None:
+        blocks.append((*MIDDLE_BLOCK, unet.middle_block))
+    layers = []
+    for name, number, block in blocks:
+        for module in block.modules():
+            for index, transformer in enumerate(getattr(module, "transformer_blocks", None) or ()):
+                attn2 = getattr(transformer, "attn2", None)
+                if attn2 is not None:
+                    layers.append(CrossAttentionLayer((name, number), index, attn2.to_q.out_features,
+                                                      attn2.to_k.in_features))
+    return layers
+
+
+def adapter_path(adapter_name) -> str:
     """The adapter file's full path, or an error naming the folders searched and what belongs there."""
     path = folder_paths.get_full_path(INSTANTID_FOLDER, adapter_name) if isinstance(adapter_name, str) else None
     if path is not None and os.path.isfile(path):
@@ -54,18 +81,10 @@ def adapter_path(adapter_name, node: str = LOADER) -> str:
     folders = folder_paths.get_folder_paths(INSTANTID_FOLDER)
     present = folder_paths.get_filename_list(INSTANTID_FOLDER)
     holds = f"they hold {', '.join(present[:8])}" if present else "they hold no model file"
-    raise RealisIDInputError(node, "adapter_name", f"'{adapter_name}' was not found in the InstantID folder(s) "
-                             f"{', '.join(folders)} ({holds})",
-                             f"{GET_IT} (the file is ip-adapter.bin; InstantID's IdentityNet, "
+    raise RealisIDInputError(input_name="adapter_name", problem=f"'{adapter_name}' was not found in the InstantID "
+                             f"folder(s) {', '.join(folders)} ({holds})",
+                             fix=f"{GET_IT} (the file is ip-adapter.bin; InstantID's IdentityNet, "
                              "ControlNetModel/diffusion_pytorch_model.safetensors, goes to models/controlnet)")
-
-
-def _patcher_for(path: str):
-    load_device = comfy.model_management.get_torch_device()
-    key = (os.path.realpath(path), os.path.getmtime(path), str(load_device))
-    return _patchers.get(key, lambda: comfy.model_patcher.ModelPatcher(
-        load_adapter(path, LOADER), load_device=load_device, offload_device=comfy.model_management.unet_offload_device()),
-        f"the model patcher of InstantID adapter {os.path.basename(path)} ({load_device})")
 
 
 class RealisIDInstantIDLoader:
@@ -81,7 +100,7 @@ class RealisIDInstantIDLoader:
         try:
             adapter_path(adapter_name)
         except RealisIDInputError as exc:
-            return str(exc)
+            return str(exc.with_node(LOADER))
         return True
 
     RETURN_TYPES = (ADAPTER_TYPE,)
@@ -92,130 +111,41 @@ class RealisIDInstantIDLoader:
                    "and its identity attention for the SDXL U-Net. Read safely: a file holding code is refused.")
 
     def load(self, adapter_name):
-        return (_patcher_for(adapter_path(adapter_name)),)
+        return (shared_patcher(adapter_path(adapter_name), load_adapter, "InstantID adapter"),)
 
 
-def identitynet_description(control_net, node: str = NODE) -> BranchDescription:
-    """What the ControlNet was trained on: its RealisID description (which must be InstantID's
-    keypoint format), or — loaded by ComfyUI's own loader — InstantID's IdentityNet."""
-    described = getattr(control_net, DESCRIPTION_ATTRIBUTE, None)
-    if described is None:
-        described = INSTANTID_IDENTITYNET
-    elif described.role != "local" or described.hint_format != INSTANTID_IDENTITYNET.hint_format:
-        trained = (hint_format(described.hint_format).description if described.role == "local"
-                   else "location guidance (a global branch)")
-        raise RealisIDInputError(node, CONTROL_NET_INPUT, f"this ControlNet ({described.name}) was trained on {trained}, "
-                                 "so InstantID's keypoint drawing would be a hint it never saw",
-                                 "connect InstantID's IdentityNet here; RealisID's own branches go to RealisID Apply "
-                                 "Local Branch / Apply Global Branch")
-    layout = controlnet_layout(control_net, node)
-    if layout.context_dim != SDXL_CONTEXT:
-        raise RealisIDInputError(node, CONTROL_NET_INPUT, f"this ControlNet is built for {layout.family} (cross-attention "
-                                 f"width {layout.context_dim}), but InstantID's IdentityNet is an SDXL ControlNet "
-                                 f"(width {SDXL_CONTEXT})", "load InstantID's IdentityNet "
-                                 "(ControlNetModel/diffusion_pytorch_model.safetensors)")
+def identitynet_description(control_net):
+    """What the ControlNet was trained on (InstantID's IdentityNet unless its description says otherwise),
+    checked to be InstantID's keypoint format on an SDXL-wide ControlNet."""
+    described = check_identitynet(getattr(control_net, DESCRIPTION_ATTRIBUTE, None), CONTROL_NET_INPUT)
+    layout = controlnet_layout(control_net)
+    check_sdxl(layout.context_dim, layout.family, "this ControlNet is built for", CONTROL_NET_INPUT,
+               "load InstantID's IdentityNet (ControlNetModel/diffusion_pytorch_model.safetensors)")
     return described
 
 
-def check_sdxl_model(model, node: str = NODE) -> None:
-    layout = model_layout(model.model, node)
-    if layout.context_dim != SDXL_CONTEXT:
-        raise RealisIDInputError(node, "model", f"the model being sampled is {layout.family} (cross-attention width "
-                                 f"{layout.context_dim}), but InstantID's IdentityNet and adapter are made for SDXL "
-                                 f"(width {SDXL_CONTEXT})", "sample with an SDXL checkpoint")
+def check_sdxl_model(model) -> None:
+    layout = model_layout(model.model)
+    check_sdxl(layout.context_dim, layout.family, "the model being sampled is", "model", "sample with an SDXL checkpoint")
 
 
-def people_identity(people: People, node: str = NODE) -> Identity:
-    """Everyone's identity [P, 512] (person order), from photos analysed with antelopev2."""
-    people.locations(node)  # count and places checked first: errors name what is wrong with the people
-    for k, person in enumerate(people.persons, 1):
-        if person.tokens is not None:
-            raise RealisIDInputError(node, "people", f"person {k} was given ready identity tokens, but InstantID makes "
-                                     "its own tokens with its Resampler from a face embedding",
-                                     "connect RealisID Identity (photos of the person) to the person's 'identity'")
-        if person.identity is None:
-            raise RealisIDInputError(node, "people", f"person {k} has no identity, and InstantID has nothing to do "
-                                     "without one", "connect RealisID Identity (photos of the person) to each person")
-        pack = person.identity.pack
-        if pack is None:
-            log.warning("RealisID: %s: person %d's identity does not say which face-analysis pack made it; InstantID "
-                        "expects %s embeddings", node, k, RECOGNISER_PACK)
-        elif pack != RECOGNISER_PACK:
-            raise RealisIDInputError(node, "people", f"person {k}'s identity was made with the {pack} pack, but "
-                                     f"InstantID's Resampler was trained on {RECOGNISER_PACK} embeddings (another "
-                                     f"recogniser: its vectors would mean nothing to it)",
-                                     f"choose '{RECOGNISER_PACK}' in RealisID Face Analysis Loader for the identities")
-        if person.identity.norms is None:
-            log.warning("RealisID: %s: person %d's identity lacks the recogniser's raw length; InstantID's Resampler "
-                        "expects raw embeddings and gets unit vectors", node, k)
-    return join_identities([p.identity for p in people.persons], node)
-
-
-def matching_layers(adapter: InstantIDAdapter, model, node: str = NODE):
+def matching_layers(adapter: InstantIDAdapter, model) -> list[CrossAttentionLayer]:
     """The U-Net's cross-attention layers, checked one for one against the adapter's."""
     layers = cross_attention_layers(model.model.diffusion_model)
-    widths = [layer.width for layer in layers]
-    if widths != adapter.layer_widths or any(layer.context != adapter.context_width for layer in layers):
-        raise RealisIDInputError(node, "instantid", f"the adapter is made for a U-Net with {adapter.describe()}, "
-                                 f"but this model has {describe_layers(widths)}",
-                                 "use the adapter made for this model (InstantID's ip-adapter.bin is for SDXL "
-                                 "base and its fine-tunes)")
+    check_layers(adapter, [layer.width for layer in layers], [layer.context for layer in layers])
     return layers
 
 
-class IdentityAttention:
-    """What every layer's patch shares: per-layer keys/values of each person's tokens and of the null
-    tokens, the people's regions (token weights per grid size, computed once), weight and window.
-
-    Shared, never copied: ComfyUI deep-copies model options on every model clone.
-    """
-
-    def __init__(self, keys_values, locations, strengths, margin, masks, weight, sigma_start, sigma_end):
-        self.keys_values = keys_values  # per layer (keys [P+1, K, C], values [P+1, K, C]), the null last, CPU
-        self.locations, self.strengths, self.margin, self.masks = locations, strengths, margin, masks
-        self.weight, self.sigma_start, self.sigma_end = weight, sigma_start, sigma_end
-        self._regions, self._layers, self._checked = {}, {}, set()
-
-    def __deepcopy__(self, memo):
-        return self
-
-    def active(self, extra_options) -> bool:
-        sigmas = extra_options.get("sigmas")
-        if sigmas is None:
-            return True
-        sigma = float(sigmas.reshape(-1)[0])
-        return self.sigma_end <= sigma <= self.sigma_start
-
-    def regions(self, height, width, device, dtype) -> TokenRegions:
-        key = (height, width, str(device), dtype)
-        if key not in self._regions:
-            weights = region_weights(self.locations.boxes, self.margin, height, width, self.masks)
-            weights = weights * self.strengths[:, None]
-            self._regions[key] = TokenRegions.from_weights(weights).to(device, dtype)
-        return self._regions[key]
-
-    def layer(self, i, device, dtype):
-        key = (i, str(device), dtype)
-        if key not in self._layers:
-            keys, values = (t.to(device, dtype) for t in self.keys_values[i])
-            self._layers[key] = (keys[:-1], values[:-1], keys[-1:], values[-1:])
-        return self._layers[key]
-
-    def check_shape(self, original_shape):
-        """Places made for a picture of another shape than the latent are refused (as the local branch does)."""
-        if original_shape is None or not self.locations.has_shape:
-            return
-        shape = tuple(original_shape[-2:])
-        if shape in self._checked:
-            return
-        latent_h, latent_w = shape
-        width, height = self.locations.width, self.locations.height
-        if abs((width / height) / (latent_w / latent_h) - 1) > RealisIDControl.ASPECT_TOLERANCE:
-            raise RealisIDInputError(NODE, "people", f"the faces' places come from {self.locations.source(0)}, made "
-                                     f"for a {width}×{height} picture, but the latent being sampled is {latent_w}×"
-                                     f"{latent_h} cells, another shape",
-                                     "make the places for the picture you generate")
-        self._checked.add(shape)
+def identity_tokens(instantid, identity: Identity, uncond_noise: float) -> IdentityTokens:
+    """Every person's Resampler tokens, with CFG's unconditional tokens: the Resampler of a zero embedding
+    (InstantID's), or of cubiq's noise vector when `uncond_noise` > 0."""
+    resampler = instantid.model.resampler
+    tokens = tokens_of(instantid, identity, projector=resampler, raw=True)
+    if uncond_noise > 0:
+        noisy = tokens_of(instantid, Identity(uncond_noise_embedding(identity, uncond_noise)), projector=resampler,
+                          raw=True)
+        tokens = IdentityTokens(tokens.tokens, noisy.tokens)
+    return tokens
 
 
 class IdentityAttentionPatch:
@@ -237,14 +167,17 @@ class IdentityAttentionPatch:
                                                        transformer_options=extra_options)
         out = self.previous(q, k, v, extra_options) if self.previous is not None else attention(q, k, v)
         shared = self.shared
-        if not shared.active(extra_options):
+        sigmas = extra_options.get("sigmas")
+        if not shared.active(None if sigmas is None else float(sigmas.reshape(-1)[0])):
             return out
-        shared.check_shape(extra_options.get("original_shape"))
+        original_shape = extra_options.get("original_shape")
+        if original_shape is not None:
+            shared.check_shape(*tuple(original_shape[-2:]))
         height, width = token_grid(q.shape[1], extra_options.get("activations_shape"),
                                    extra_options.get("original_shape"))
         keys, values, null_key, null_value = shared.layer(self.layer, q.device, q.dtype)
         regions = shared.regions(height, width, q.device, q.dtype)
-        uncond = uncond_rows(extra_options, q.shape[0])
+        uncond = uncond_rows(extra_options.get("cond_or_uncond"), q.shape[0])
         return add_identity_attention(out, q, keys, values, null_key, null_value, regions, uncond, shared.weight,
                                       attention)
 
@@ -262,20 +195,6 @@ def patch_identity_attention(model, layers, keys_values, locations, strengths, m
         patched.set_model_attn2_replace(IdentityAttentionPatch(shared, i, previous), layer.block[0], layer.block[1],
                                         layer.index)
     return patched
-
-
-def check_masks(mask, people: People, node: str = NODE):
-    if mask is None:
-        return None
-    masks = mask.reshape(-1, *mask.shape[-2:]).float().cpu()
-    if masks.shape[0] not in (1, people.count):
-        raise RealisIDInputError(node, "mask", f"{masks.shape[0]} masks were given for {people.count} people",
-                                 f"give one mask per person ({people.count}, in person order), or one mask that "
-                                 "limits everybody's identity")
-    return masks
-
-
-PERCENT = {"min": 0.0, "max": 1.0, "step": 0.001}
 
 
 class RealisIDApplyInstantID:
@@ -309,6 +228,11 @@ class RealisIDApplyInstantID:
         }, "optional": {
             "mask": ("MASK", {"tooltip": "Where identity may go, instead of the grown face boxes: one mask per person "
                                          "(person order), or one mask that limits everybody."}),
+            "uncond_noise": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
+                                       "tooltip": "What CFG's negative side gets as identity: 0 = the Resampler's "
+                                                  "tokens of a zero embedding (InstantID's own pipeline); above 0 = "
+                                                  "of this much seeded noise instead, as cubiq's ComfyUI_InstantID "
+                                                  f"does ({CUBIQ_UNCOND_NOISE} there reproduces its default)."}),
         }}
 
     RETURN_TYPES = ("MODEL", "CONDITIONING", "CONDITIONING")
@@ -321,32 +245,33 @@ class RealisIDApplyInstantID:
 
     def apply(self, model, positive, negative, control_net, instantid, people, cn_strength, cn_start_percent,
               cn_end_percent, ip_weight, ip_start_percent, ip_end_percent, working_size, feather, region_margin,
-              mask=None):
+              mask=None, uncond_noise=0.0):
+        check_window(cn_start_percent, cn_end_percent, "cn_start_percent", "cn_end_percent")
+        check_window(ip_start_percent, ip_end_percent, "ip_start_percent", "ip_end_percent")
         check_sdxl_model(model)
         described = identitynet_description(control_net)
         identity = people_identity(people)
-        masks = check_masks(mask, people)
+        masks = check_masks(mask, people.count)
         adapter: InstantIDAdapter = instantid.model
         layers = matching_layers(adapter, model)
         if cn_strength == 0 and ip_weight == 0:
             return model, positive, negative
-        tokens = tokens_of(instantid, identity, NODE, projector=adapter.resampler, raw=True)
+        tokens = identity_tokens(instantid, identity, uncond_noise)
         if cn_strength > 0:
             positive, negative = local_branch_conditioning(positive, negative, control_net, described, people, tokens,
                                                            cn_strength, cn_start_percent, cn_end_percent, working_size,
-                                                           feather, node=NODE)
+                                                           feather, NODE, ("cn_start_percent", "cn_end_percent"))
         if ip_weight > 0:
             model = patch_identity_attention(model, layers, identity_keys_values(instantid, tokens),
-                                             people.locations(NODE), people.strengths(), region_margin, masks,
+                                             people.locations(), people.strengths(), region_margin, masks,
                                              ip_weight, ip_start_percent, ip_end_percent)
         return model, positive, negative
 
 
 def identity_keys_values(instantid, tokens: IdentityTokens):
-    """Per layer, to_k_ip / to_v_ip of every person's tokens and the null tokens (last): [P+1, K, C], CPU float32.
-    Computed once here, so the large projections never need to sit beside the U-Net while sampling."""
-    both = torch.cat([tokens.tokens, tokens.null]).to(instantid.load_device)
-    return [(k.to("cpu", torch.float32), v.to("cpu", torch.float32)) for k, v in instantid.model.keys_values(both)]
+    """The adapter's keys and values of every person's tokens and the null tokens, computed where ComfyUI loaded
+    the adapter (it is loaded by tokens_of just before)."""
+    return instantid.model.identity_keys_values(tokens, instantid.load_device)
 
 
 NODE_CLASS_MAPPINGS = {

@@ -3,19 +3,21 @@
 The `locations` text is the source of truth (one face per line, line k = person k); the canvas in
 web/location_canvas.js only edits that text. The picture's size comes from a connected latent,
 else a layout picture, else the width/height widgets."""
+from dataclasses import replace
+
+from ..realisid_core.families import to_pixels
 from ..realisid_core.signals.previews import draw_location_preview, fit_background
 from ..realisid_core.people.locations import MAX_FACES, parse_locations
 from .previews import save_temp_images, with_preview
 
 NODE = "RealisID Location Guidance"
-LATENT_SCALE = 8  # pixels per latent cell in every VAE this pack works with (SD1.5, SDXL)
 
 
 def picture_size(width: int, height: int, latent=None, layout_image=None) -> tuple[int, int, str]:
     """(width, height, where they came from): the latent's size × 8, else the layout picture's, else the widgets'."""
     if latent is not None:
         samples = latent["samples"]
-        return int(samples.shape[-1]) * LATENT_SCALE, int(samples.shape[-2]) * LATENT_SCALE, "latent"
+        return to_pixels(int(samples.shape[-1])), to_pixels(int(samples.shape[-2])), "latent"
     if layout_image is not None:
         return int(layout_image.shape[2]), int(layout_image.shape[1]), "layout_image"
     return int(width), int(height), "width/height"
@@ -65,7 +67,8 @@ class RealisIDLocationGuidance:
 
     def locate(self, locations, width, height, latent=None, layout_image=None):
         width, height, source = picture_size(width, height, latent, layout_image)
-        faces = parse_locations(locations, width, height, node=NODE, input_name="locations")
+        faces = parse_locations(locations, width, height, input_name="locations")
+        faces = replace(faces, sources=(NODE,) * faces.count)  # messages name where the places came from
         background = None if layout_image is None else fit_background(layout_image, width, height)
         preview = draw_location_preview(faces, width, height, background)
         # For the canvas: the picture's size as used in this run, and the layout picture without boxes.
@@ -76,4 +79,4 @@ class RealisIDLocationGuidance:
 
 
 NODE_CLASS_MAPPINGS = {"RealisID_LocationGuidance": RealisIDLocationGuidance}
-NODE_DISPLAY_NAME_MAPPINGS = {"RealisID_LocationGuidance": "RealisID Location Guidance"}
+NODE_DISPLAY_NAME_MAPPINGS = {"RealisID_LocationGuidance": NODE}

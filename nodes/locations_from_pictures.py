@@ -32,7 +32,7 @@ class RealisIDLocationsFromFaces:
                    "left to right, faces one above the other top to bottom)")
 
     def locate(self, faces, image_index):
-        locations = locations_from_faces(faces, image_index, FROM_FACES)
+        locations = locations_from_faces(faces, image_index)
         return _named(locations, f"{FROM_FACES} (layout photo {image_index})")
 
 
@@ -53,7 +53,7 @@ class RealisIDLocationsFromMask:
                    "regions one above the other top to bottom): region 1 is person 1.")
 
     def locate(self, mask, min_area):
-        locations = locations_from_mask(mask, FROM_MASK, "mask", min_area)
+        locations = locations_from_mask(mask, "mask", min_area)
         return _named(locations, f"{FROM_MASK} (the mask)")
 
 

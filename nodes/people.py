@@ -1,7 +1,8 @@
 """People nodes: a person (identity, place, pose, strength), and people gathered in order."""
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.signals.previews import draw_people
-from ..realisid_core.people.people import MAX_PEOPLE, People, Person, Place, box_from_fractions, people_from_locations
+from ..realisid_core.people.people import (MAX_PEOPLE, People, Person, Place, box_from_fractions, people_from_locations,
+                                           with_strength)
 from .previews import with_preview
 
 PERSON = "RealisID Person"
@@ -12,20 +13,21 @@ STRENGTH = ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
                                  "(multiplies the local branch's effect on this face only)."})
 
 
-def preview_image(people: People, node: str):
+def preview_image(people: People):
     """IMAGE [1, H, W, 3]: the people's places numbered, their poses drawn where the branch puts them."""
-    return draw_people(people.locations(node), [p.pose for p in people.persons])
+    return draw_people(people.locations(), [p.pose for p in people.persons])
 
 
 def place_from(locations, location_number: int, box: str, node: str) -> Place:
     """A person's place: face `location_number` (1-based) of `locations` when connected, else the typed box."""
     if locations is None:
-        return Place(box_from_fractions(box.replace(",", " ").split(), node, "box"), None, f"{node} box")
-    locations = locations.validated(node, "locations")
+        return Place(box_from_fractions(box.replace(",", " ").split(), "box"), None, f"{node} box")
+    locations = locations.validated("locations")
     if not 1 <= location_number <= locations.count:
-        raise RealisIDInputError(node, "location_number", f"face {location_number} was asked for but the locations "
+        raise RealisIDInputError(input_name="location_number",
+                                 problem=f"face {location_number} was asked for but the locations "
                                  f"have {locations.count} face{'s' if locations.count != 1 else ''}",
-                                 f"choose a number from 1 to {locations.count}")
+                                 fix=f"choose a number from 1 to {locations.count}")
     f = location_number - 1
     frame = (locations.width, locations.height) if locations.has_shape else None
     return Place(tuple(locations.boxes[f].tolist()), frame, f"{locations.source(f)}, face {location_number}")
@@ -61,15 +63,16 @@ class RealisIDPerson:
 
     def make(self, location_number, box, strength, locations=None, identity=None, id_tokens=None, pose=None):
         if identity is not None and id_tokens is not None:
-            raise RealisIDInputError(PERSON, "id_tokens", "both an identity and identity tokens are connected",
-                                     "connect one of them")
+            raise RealisIDInputError(input_name="id_tokens",
+                                     problem="both an identity and identity tokens are connected",
+                                     fix="connect one of them")
         for name, value in (("identity", identity), ("id_tokens", id_tokens)):
             if value is not None and value.count != 1:
-                raise RealisIDInputError(PERSON, name, f"it holds {value.count} people, a Person is one",
-                                         "connect RealisID Identity made from photos of this one person")
+                raise RealisIDInputError(input_name=name, problem=f"it holds {value.count} people, a Person is one",
+                                         fix="connect RealisID Identity made from photos of this one person")
         if pose is not None and len(pose) != 1:
-            raise RealisIDInputError(PERSON, "pose", f"it holds {len(pose)} poses, a Person takes one",
-                                     "set RealisID Pose & Expression's face_number to the face to use")
+            raise RealisIDInputError(input_name="pose", problem=f"it holds {len(pose)} poses, a Person takes one",
+                                     fix="set RealisID Pose & Expression's face_number to the face to use")
         place = place_from(locations, location_number, box, PERSON)
         return (Person(place, identity, id_tokens, None if pose is None else pose[0], float(strength)),)
 
@@ -94,8 +97,9 @@ class RealisIDPeople:
         ordered = [persons[k] for k in sorted(persons, key=lambda k: int(k.split("_")[1])) if persons[k] is not None]
         gathered = (people or People(())) + People(tuple(ordered))
         if gathered.count == 0:
-            raise RealisIDInputError(PEOPLE, "person_1", "no person is connected", "connect at least one RealisID Person")
-        preview = preview_image(gathered, PEOPLE)
+            raise RealisIDInputError(input_name="person_1",
+                                     problem="no person is connected", fix="connect at least one RealisID Person")
+        preview = preview_image(gathered)
         return with_preview((gathered, preview), preview)
 
 
@@ -121,19 +125,20 @@ class RealisIDPeopleFromLocations:
     DESCRIPTION = "Many people at once: person k goes to face location k, with identity k and pose k."
 
     def make(self, locations, strength, identities=None, id_tokens=None, poses=None):
-        locations = locations.validated(FROM_LOCATIONS, "locations")
+        locations = locations.validated("locations")
         for name, count in (("identities", None if identities is None else identities.count),
                             ("id_tokens", None if id_tokens is None else id_tokens.count),
                             ("poses", None if poses is None else len(poses))):
             if count is not None and count not in (1, locations.count):
-                raise RealisIDInputError(FROM_LOCATIONS, name, f"{count} were given for {locations.count} locations",
-                                         f"give one per location ({locations.count}) or a single one for everybody")
+                raise RealisIDInputError(input_name=name, problem=f"{count} were given for {locations.count} locations",
+                                         fix=f"give one per location ({locations.count}) or a single one for everybody")
         if identities is not None and id_tokens is not None:
-            raise RealisIDInputError(FROM_LOCATIONS, "id_tokens", "both identities and identity tokens are connected",
-                                     "connect one of them")
+            raise RealisIDInputError(input_name="id_tokens",
+                                     problem="both identities and identity tokens are connected",
+                                     fix="connect one of them")
         people = people_from_locations(locations, identities, id_tokens, None if poses is None else list(poses))
-        people = People(tuple(Person(p.place, p.identity, p.tokens, p.pose, float(strength)) for p in people.persons))
-        preview = preview_image(people, FROM_LOCATIONS)
+        people = People(tuple(with_strength(p, strength) for p in people.persons))
+        preview = preview_image(people)
         return with_preview((people, preview), preview)
 
 

@@ -1,22 +1,11 @@
 """RealisID Pose & Expression: a driving face's pose and expression, as geometry the branch draws itself."""
-import torch
-
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.faces.pose import FacePose
-from ..realisid_core.people.locations import FaceLocations
-from ..realisid_core.signals.previews import draw_people
+from ..realisid_core.signals.previews import draw_poses
 from .previews import with_preview
 
 NODE = "RealisID Pose & Expression"
 PREVIEW_SIDE = 256
-
-
-def pose_preview(poses: list[FacePose]) -> torch.Tensor:
-    """IMAGE [1, S, n·S, 3]: each pose drawn in a square as the branch places it, numbered."""
-    boxes = torch.tensor([[(2 * i + 1) / (2 * len(poses)), 0.5, 0.6 / len(poses), 0.6] for i in range(len(poses))],
-                         dtype=torch.float64)
-    locations = FaceLocations(boxes, PREVIEW_SIDE * len(poses), PREVIEW_SIDE)
-    return draw_people(locations, poses)
 
 
 class RealisIDPoseExpression:
@@ -42,15 +31,16 @@ class RealisIDPoseExpression:
     def extract(self, driving_faces, face_number, mirror):
         faces = list(driving_faces.faces)
         if not faces:
-            raise RealisIDInputError(NODE, "driving_faces", "no face was found in the driving photo",
-                                     "use a photo with a clearly visible face")
+            raise RealisIDInputError(input_name="driving_faces", problem="no face was found in the driving photo",
+                                     fix="use a photo with a clearly visible face")
         if face_number > len(faces):
-            raise RealisIDInputError(NODE, "face_number", f"face {face_number} was asked for but {len(faces)} "
+            raise RealisIDInputError(input_name="face_number",
+                                     problem=f"face {face_number} was asked for but {len(faces)} "
                                      f"face{'s were' if len(faces) != 1 else ' was'} found",
-                                     f"choose a number from 1 to {len(faces)}, or 0 for all of them")
+                                     fix=f"choose a number from 1 to {len(faces)}, or 0 for all of them")
         chosen = faces if face_number == 0 else [faces[face_number - 1]]
         poses = tuple(FacePose.from_face(f, mirror) for f in chosen)
-        preview = pose_preview(list(poses))
+        preview = draw_poses(list(poses), PREVIEW_SIDE)
         return with_preview((poses, preview), preview)
 
 

@@ -17,7 +17,8 @@ from torch import nn
 from realisid_core.branches.geometry import RegionPlan
 from realisid_core.signals.hints import render_branch_hints
 from realisid_core.models.projector import IDProjector
-from realisid_core.branches.local import LocalBranchSettings, plan_local_branch
+from realisid_core.branches.local import LocalBranchSettings, crop_size_ids, plan_local_branch
+from realisid_core.families import to_pixels
 from realisid_core.people.locations import FaceLocations
 
 
@@ -36,11 +37,12 @@ def local_hints(format_name: str, poses, boxes, plan: RegionPlan, latent_height:
                 working_size: int) -> np.ndarray:
     """Each face's hint drawn in its crop frame at 8× the working size: [F, 8S, 8S, 3] uint8 (the nodes' drawing)."""
     return render_branch_hints(format_name, poses, np.asarray(boxes, np.float64).reshape(-1, 4), plan.regions,
-                               latent_height, latent_width, working_size * 8)
+                               latent_height, latent_width, to_pixels(working_size))
 
 
 def size_time_ids(height: int, width: int, count: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """SDXL's size conditioning [count, 6]: original = target = height×width pixels, crop origin 0, 0."""
+    """SDXL's size conditioning [count, 6] of a whole picture: original = target = height×width pixels, crop
+    origin 0, 0."""
     row = torch.tensor([height, width, 0, 0, height, width], dtype=dtype, device=device)
     return row.expand(count, 6)
 
@@ -56,17 +58,15 @@ def run_local(controlnet, x_t: torch.Tensor, timesteps: torch.Tensor, contexts: 
 
     plans[b] holds latent b's faces; contexts [ΣF, K, D] and hints [ΣF, 3, 8S, 8S] follow the
     crops' latent-major order; timesteps [B]. For SDXL (`pooled_text` [B, 1280]) each crop gets
-    the pooled text and the size conditioning of a picture of the crop's own size (8S px square).
+    the pooled text and the size conditioning of a picture of the crop's own size (`crop_size_ids`).
     """
     counts = [p.regions.count for p in plans]
     owner = crop_owners(counts, x_t.device)
     crops = torch.cat([plan.crop(x_t[b:b + 1]) for b, plan in enumerate(plans)])
     kwargs = {}
     if pooled_text is not None:
-        pixels = plans[0].working_size * 8
-        kwargs["added_cond_kwargs"] = {"text_embeds": pooled_text[owner],
-                                       "time_ids": size_time_ids(pixels, pixels, len(crops), x_t.device,
-                                                                 pooled_text.dtype)}
+        ids = torch.tensor(crop_size_ids(plans[0].working_size), dtype=pooled_text.dtype, device=x_t.device)
+        kwargs["added_cond_kwargs"] = {"text_embeds": pooled_text[owner], "time_ids": ids.expand(len(crops), 6)}
     down, mid = controlnet(crops.to(controlnet.dtype), timesteps[owner], encoder_hidden_states=contexts,
                            controlnet_cond=hints.to(controlnet.dtype), return_dict=False, **kwargs)
 
@@ -80,7 +80,7 @@ def run_global(controlnet, x_t: torch.Tensor, timesteps: torch.Tensor, context: 
     """Global-branch residuals on the whole latent; guidance [B, 3, 8H, 8W] in [0, 1]."""
     kwargs = {}
     if pooled_text is not None:
-        height, width = x_t.shape[-2] * 8, x_t.shape[-1] * 8
+        height, width = to_pixels(x_t.shape[-2]), to_pixels(x_t.shape[-1])
         kwargs["added_cond_kwargs"] = {"text_embeds": pooled_text,
                                        "time_ids": size_time_ids(height, width, len(x_t), x_t.device, pooled_text.dtype)}
     down, mid = controlnet(x_t.to(controlnet.dtype), timesteps, encoder_hidden_states=context,
@@ -88,7 +88,8 @@ def run_global(controlnet, x_t: torch.Tensor, timesteps: torch.Tensor, context: 
     return list(down), mid
 
 
-def add_residuals(a, b):
+def add_down_mid(a, b):
+    """The sum of two (down residuals, mid residual) pairs in diffusers' order (None passes through)."""
     if a is None:
         return b
     if b is None:
@@ -135,6 +136,6 @@ class Branches(nn.Module):
                             pooled_text)
         if self.global_ is not None:
             context = tokens if self.global_context == "identity" else text_context
-            out = add_residuals(out, run_global(self.global_, x_t, timesteps, context.to(self.global_.dtype),
+            out = add_down_mid(out, run_global(self.global_, x_t, timesteps, context.to(self.global_.dtype),
                                                 global_hint, pooled_text))
         return out

@@ -17,10 +17,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+from realisid_core.families import family
+
 FAMILIES = ("SD1.5", "SDXL")
 FAMILY_TAGS = {"SD1.5": "sd15", "SDXL": "sdxl"}
-DEFAULT_RESOLUTION = {"SD1.5": 512, "SDXL": 1024}
-DEFAULT_WORKING_SIZE = {"SD1.5": 64, "SDXL": 128}  # latent cells: hints of 512 / 1024 pixels
+DEFAULT_RESOLUTION = {name: family(name).resolution for name in FAMILIES}
+DEFAULT_WORKING_SIZE = {name: family(name).default_working_size for name in FAMILIES}  # latent cells
 MIXED_PRECISION = ("no", "fp16", "bf16")
 SCALE_DISTRIBUTIONS = ("log-uniform", "uniform")
 GLOBAL_CONTEXTS = ("text", "identity")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from realisid_core.families import family
 from realisid_core.models.projector import IDProjector
 
 from .branches import Branches
@@ -26,7 +27,7 @@ def family_of_unet(unet_config) -> str | None:
     """SDXL for a text-time U-Net, SD1.5 for one with 768-wide cross-attention, else None."""
     if unet_config.get("addition_embed_type") == "text_time":
         return "SDXL"
-    if unet_config.get("cross_attention_dim") == 768:
+    if unet_config.get("cross_attention_dim") == family("SD1.5").context_width:
         return "SD1.5"
     return None
 

@@ -32,7 +32,6 @@ from .manifest import DROPPED, MANIFEST, STATE, read_json, read_jsonl, write_jso
 from .photos import UnreadablePhoto, list_photos, load_photo, read_caption, signature
 
 log = logging.getLogger("realisid_train")
-NODE = "realisid_train prepare"
 
 REASONS = {
     "unreadable": "not a picture that can be decoded (corrupt, truncated or another format)",
@@ -154,8 +153,8 @@ def load_analyzer(insightface_root: str, settings: PrepareSettings):
     from realisid_core.faces.analyzer import get_analyzer
     from realisid_core.faces.packs import find_pack_folder
 
-    folder = find_pack_folder([insightface_root], settings.pack, NODE)
-    return get_analyzer(folder, settings.pack, settings.provider, settings.detection_size, NODE)
+    folder = find_pack_folder([insightface_root], settings.pack)
+    return get_analyzer(folder, settings.pack, settings.provider, settings.detection_size)
 
 
 def prepare(photos_root: str, data_dir: str, insightface_root: str, settings: PrepareSettings = PrepareSettings(),

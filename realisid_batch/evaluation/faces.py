@@ -38,7 +38,7 @@ def choose_recogniser(requested: str, conditioning: str, roots: list[str]) -> Re
     from realisid_core.faces.packs import PACKS, find_pack_folder
 
     def folder(pack):
-        return find_pack_folder(roots, pack, "realisid_batch evaluate", "--recogniser")
+        return find_pack_folder(roots, pack, input_name="--recogniser")
     if requested != "auto":
         try:
             found = folder(requested)
@@ -80,8 +80,7 @@ class FaceReader:
         from realisid_core.faces.analyzer import get_analyzer
         from realisid_core.errors import MissingDependencyError
         try:
-            self.analyzer = get_analyzer(recogniser.folder, recogniser.pack, provider, detection_size,
-                                         node="realisid_batch evaluate")
+            self.analyzer = get_analyzer(recogniser.folder, recogniser.pack, provider, detection_size)
         except MissingDependencyError as exc:
             raise BatchError(str(exc)) from None
         self.recogniser = recogniser

@@ -1,5 +1,5 @@
 """What the local branch's face crops cost, how many go into one ControlNet forward, and which
-working sizes each model family is run at.
+working sizes each model family is run at (from `families`).
 
 Every constant here was measured or counted by `python -m benchmarks` (its `crops` section and
 `benchmarks.crops.size_costs`); docs/performance.md has the tables and the commands. Pure functions:
@@ -28,37 +28,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..families import FAMILIES, WorkingSizes  # noqa: F401 (WorkingSizes: the type WORKING_SIZES holds)
+
 MiB = 2 ** 20
 
 # ---- working sizes -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class WorkingSizes:
-    """The working sizes (crop side in latent cells, multiples of `step`) a family is run at."""
-
-    family: str
-    default: int   # the family's training resolution / 8: 512 px SD1.5, 1024 px SDXL
-    low: int
-    high: int
-    step: int = 8
-
-    def __contains__(self, size: int) -> bool:
-        return self.low <= size <= self.high and size % self.step == 0
-
-    @property
-    def sizes(self) -> list[int]:
-        return list(range(self.low, self.high + 1, self.step))
-
-
-# Bounds: from half the training size (a quarter of the cost) up to where one crop costs about
-# 3× the default's compute (measured FLOPs: SD1.5 96 → 2.74×, 112 → 4.2×, 128 → 6.1×;
-# SDXL 192 → 2.56×, 224 → 3.8×), so a step cannot silently become minutes long.
-WORKING_SIZES = {
-    "SD1.5": WorkingSizes("SD1.5", 64, 32, 96),
-    "SD2": WorkingSizes("SD2", 64, 32, 96),   # SD2 base 512 px; 768-v models at 96 fit the range
-    "SDXL": WorkingSizes("SDXL", 128, 64, 192),
-}
+WORKING_SIZES = {name: f.working_sizes for name, f in FAMILIES.items()}
 
 
 def supported_families() -> str:
@@ -73,29 +50,14 @@ def working_size_range(family: str) -> WorkingSizes:
         raise ValueError(f"no working sizes known for {family}: the local branch supports {supported_families()}") from None
 
 
-def widget_range() -> tuple[int, int, int]:
-    """(min, max, step) spanning every family's working sizes, for an INT widget."""
-    ranges = WORKING_SIZES.values()
-    return min(r.low for r in ranges), max(r.high for r in ranges), 8
-
-
-def working_size_problem(family: str, size: int) -> str | None:
-    """Why `size` is not a working size for `family` (a sentence for RealisIDInputError), or None."""
-    r = working_size_range(family)
-    if size in r:
-        return None
-    if size % r.step:
-        return f"{size} is not a multiple of {r.step}"
-    cost = working_size_cost(family, size)
-    return (f"{size} is outside the working sizes {family} is run at ({r.low} to {r.high}, default {r.default}): "
-            f"one crop at {size} costs about {cost.time:.1f}× the time and at least {cost.memory:.1f}× the memory of one "
-            f"at {r.default}")
-
-
-def working_size_fix(family: str) -> str:
-    r = working_size_range(family)
-    return (f"set working_size to a multiple of {r.step} from {r.low} to {r.high} for {family} "
-            f"(0 uses the default, {r.default})")
+def scaled_working_size(trained: int, family: str, scale: float) -> int:
+    """The crop side in latent cells for a working-size choice: the trained size, or it scaled to a multiple of 8
+    kept within the sizes the family is run at (so no choice is ever refused)."""
+    if scale == 1.0:
+        return trained
+    sizes = working_size_range(family)
+    size = int(round(trained * scale / sizes.step)) * sizes.step
+    return min(max(size, min(sizes.low, trained)), max(sizes.high, trained))
 
 
 # ---- measured and counted costs -------------------------------------------------------------------
@@ -169,19 +131,6 @@ def working_size_cost(family: str, size: int) -> SizeCost:
     cost = _cost(family)
     return SizeCost(_table(cost.gflops, size, 3) / _table(cost.gflops, default, 3), (size / default) ** 2,
                     _table(cost.whole_mib, size, 4) / _table(cost.whole_mib, default, 4))
-
-
-def working_size_tooltip(family: str | None = None) -> str:
-    """Tooltip text: the ranges, and what larger sizes cost."""
-    families = [family] if family else list(WORKING_SIZES)
-    parts = []
-    for name in families:
-        r = working_size_range(name)
-        c = working_size_cost(name, r.high)
-        parts.append(f"{name} {r.low}-{r.high} (default {r.default}; {r.high} costs {c.time:.1f}× the time and "
-                     f"{c.memory:.1f}× the GPU memory per face)")
-    return ("Crop side in latent cells (hints are 8× in pixels); 0 = the family's default. Time and memory per "
-            "face grow at least with the square of the size. " + "; ".join(parts) + ".")
 
 
 def _scale(family: str, itemsize: int, channels: int | None) -> tuple[FamilyCost, float]:

@@ -345,10 +345,6 @@ class RegionPlan:
         self._crop_cols = _crop_axis_weights(latent_width, cpu.x0, cpu.side, working_size).to(device, self.compute_dtype)
         self._levels: dict[int, LevelPaste] = {}
 
-    def fits(self, latent_height: int, latent_width: int, dtype, device) -> bool:
-        return self.latent_size == (latent_height, latent_width) and self.dtype == dtype and \
-            torch.device(self.device or "cpu") == torch.device(device)
-
     def crop(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, H, W] → [B*F, C, S, S] latent-major crops."""
         b, c = x.shape[:2]

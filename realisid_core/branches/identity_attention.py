@@ -20,7 +20,8 @@ outside the regions is unchanged), as anything added anywhere in a U-Net does. W
 the shares are scaled to sum to 1 (never a double dose). CFG's unconditional rows get the null
 tokens (the Resampler of a zero embedding) in the same regions, as InstantID's pipeline does.
 
-Pure torch: the ComfyUI attention patch (nodes/instantid.py) calls these with ComfyUI's attention.
+Pure torch, and no knowledge of a host's U-Net: the host's attention patch (nodes/instantid.py, which also
+finds ComfyUI's cross-attention layers) calls these with its own attention function.
 """
 from __future__ import annotations
 
@@ -30,44 +31,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-# The key ComfyUI's UNetModel gives its middle block: openaimodel.py (ComfyUI 0.3.64) sets
-# transformer_options["block"] = ("middle", 0) before the middle block (not ("middle", 1)).
-MIDDLE_BLOCK = ("middle", 0)
-
-
-@dataclass(frozen=True)
-class CrossAttentionLayer:
-    """One cross-attention (attn2) of the U-Net: ComfyUI's patch key block + transformer index,
-    its width (the query/key width) and the context width its to_k takes."""
-
-    block: tuple[str, int]
-    index: int
-    width: int
-    context: int
-
-    @property
-    def key(self) -> tuple[str, int, int]:
-        return (*self.block, self.index)
-
-
-def cross_attention_layers(unet) -> list[CrossAttentionLayer]:
-    """The cross-attention layers of an SD-style UNetModel (ComfyUI's openaimodel) in diffusers'
-    attention-processor order: down blocks (ComfyUI's input blocks), up blocks (output blocks),
-    then the middle block — the order InstantID's ip_adapter weights are numbered in."""
-    blocks = [("input", i, b) for i, b in enumerate(unet.input_blocks)]
-    blocks += [("output", i, b) for i, b in enumerate(unet.output_blocks)]
-    if getattr(unet, "middle_block", None) is not None:
-        blocks.append((*MIDDLE_BLOCK, unet.middle_block))
-    layers = []
-    for name, number, block in blocks:
-        for module in block.modules():
-            for index, transformer in enumerate(getattr(module, "transformer_blocks", None) or ()):
-                attn2 = getattr(transformer, "attn2", None)
-                if attn2 is not None:
-                    layers.append(CrossAttentionLayer((name, number), index, attn2.to_q.out_features,
-                                                      attn2.to_k.in_features))
-    return layers
-
+from ..errors import RealisIDInputError
+from ..people.locations import FaceLocations
 
 def describe_layers(widths: list[int]) -> str:
     counts = ", ".join(f"{widths.count(w)} of {w}" for w in sorted(set(widths)))
@@ -178,3 +143,64 @@ def add_identity_attention(out: torch.Tensor, q: torch.Tensor, keys: torch.Tenso
             result = out.clone()
         result.index_add_(1, index, added.to(result.dtype))
     return out if result is None else result
+
+
+def check_masks(mask: torch.Tensor | None, people_count: int, input_name: str = "mask") -> torch.Tensor | None:
+    """Masks [M, h, w] float on the CPU, one per person or one for everybody; None without a mask."""
+    if mask is None:
+        return None
+    masks = mask.reshape(-1, *mask.shape[-2:]).float().cpu()
+    if masks.shape[0] not in (1, people_count):
+        raise RealisIDInputError(input_name=input_name, problem=f"{masks.shape[0]} masks were given for {people_count} "
+                                 "people", fix=f"give one mask per person ({people_count}, in person order), or one mask "
+                                 "that limits everybody's identity")
+    return masks
+
+
+class IdentityAttention:
+    """What every layer's identity attention shares: per-layer keys/values of each person's tokens and of the
+    null tokens, the people's regions (token weights per grid size, computed once), weight and sigma window.
+
+    Shared, never copied: a host may deep-copy model options (ComfyUI does, on every model clone).
+    """
+
+    def __init__(self, keys_values, locations: FaceLocations, strengths, margin, masks, weight, sigma_start,
+                 sigma_end, input_name: str = "people"):
+        self.keys_values = keys_values  # per layer (keys [P+1, K, C], values [P+1, K, C]), the null last, CPU
+        self.locations, self.strengths, self.margin, self.masks = locations, strengths, margin, masks
+        self.weight, self.sigma_start, self.sigma_end = weight, sigma_start, sigma_end
+        self.input_name = input_name
+        self._regions, self._layers, self._checked = {}, {}, set()
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def active(self, sigma: float | None) -> bool:
+        """Whether the identity attention runs at noise level `sigma` (None: unknown, it runs)."""
+        return sigma is None or self.sigma_end <= sigma <= self.sigma_start
+
+    def regions(self, height, width, device, dtype) -> TokenRegions:
+        key = (height, width, str(device), dtype)
+        if key not in self._regions:
+            weights = region_weights(self.locations.boxes, self.margin, height, width, self.masks)
+            weights = weights * self.strengths[:, None]
+            self._regions[key] = TokenRegions.from_weights(weights).to(device, dtype)
+        return self._regions[key]
+
+    def layer(self, i, device, dtype):
+        """Layer i's (person keys, person values, null key, null value) on `device` in `dtype`."""
+        key = (i, str(device), dtype)
+        if key not in self._layers:
+            keys, values = (t.to(device, dtype) for t in self.keys_values[i])
+            self._layers[key] = (keys[:-1], values[:-1], keys[-1:], values[-1:])
+        return self._layers[key]
+
+    def check_shape(self, latent_height: int, latent_width: int) -> None:
+        """Places made for a picture of another shape than the latent are refused (as the local branch does)."""
+        if (latent_height, latent_width) in self._checked:
+            return
+        problem = self.locations.aspect_problem(latent_height, latent_width)
+        if problem:
+            raise RealisIDInputError(input_name=self.input_name, problem=problem,
+                                     fix="make the places for the picture you generate")
+        self._checked.add((latent_height, latent_width))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..families import family_name_of_context
 from .geometry import halve
 
 
@@ -23,7 +24,7 @@ class ControlLayout:
 
     @property
     def family(self) -> str:
-        return {768: "SD1.5", 1024: "SD2", 2048: "SDXL"}.get(self.context_dim, f"context width {self.context_dim}")
+        return family_name_of_context(self.context_dim)
 
     def expected_shapes(self, batch: int, height: int, width: int) -> dict[str, list[tuple[int, ...]]]:
         def shape(ch, k):

@@ -6,6 +6,8 @@ from typing import Callable
 
 import torch
 
+from ..errors import RealisIDInputError
+from ..families import FAMILIES, LATENT_SCALE, to_cells
 from .geometry import RegionPlan, SquareRegions, regions_from_locations
 from ..people.locations import FaceLocations
 from .residuals import Residuals, concat_residuals
@@ -18,7 +20,7 @@ class LocalBranchSettings:
     """working_size: side S of every crop in latent cells (hints are 8S pixels);
     margin: crop side / face box side; feather: fraction of the crop blended out at its edge."""
 
-    working_size: int = 64
+    working_size: int = FAMILIES["SD1.5"].default_working_size
     margin: float = 1.6
     feather: float = 0.15
 
@@ -50,6 +52,44 @@ class LatentWindow:
     @classmethod
     def whole(cls, height: int, width: int) -> "LatentWindow":
         return cls(0, 0, height, width, height, width)
+
+
+def full_latent_from_places(locations: FaceLocations, input_name: str = "people") -> tuple[int, int]:
+    """The whole latent's size (cells) from the picture the places were made for."""
+    if not locations.has_shape:
+        raise RealisIDInputError(input_name=input_name, problem="this conditioning covers an area of the picture, and "
+                                 "the faces' places do not say how large the whole picture is",
+                                 fix="take the places from RealisID Location Guidance with the latent connected, or "
+                                 "leave the negative conditioning without an area")
+    return to_cells(locations.height), to_cells(locations.width)
+
+
+def latent_windows(areas: torch.Tensor | None, batch: int, height: int, width: int, full_latent: tuple[int, int] | None,
+                   locations: FaceLocations) -> tuple[list[tuple[torch.Tensor, LatentWindow]], tuple[int, int] | None]:
+    """Latent rows grouped by the part of the whole latent they are, with that part; and the whole latent's size
+    when this call shows it.
+
+    `areas` [batch, 4] (top, left, height, width cells per row, -1s for the whole latent; None: every row whole)
+    come from area conditioning on an `height`×`width` latent. An area's whole latent is `full_latent` (what
+    an earlier call of whole rows showed, which the caller keeps), else the picture the places were made for.
+    """
+    if areas is None or bool((areas[:, 0] < 0).all()):
+        return [(torch.arange(batch), LatentWindow.whole(height, width))], (height, width)
+    groups = {}
+    for row, (top, left, _, _) in enumerate(areas.round().long().tolist()):
+        groups.setdefault((top, left), []).append(row)
+    full = full_latent or full_latent_from_places(locations)
+    windows = [(torch.tensor(rows), LatentWindow.whole(height, width) if top < 0 else
+                LatentWindow(top, left, height, width, full[0], full[1])) for (top, left), rows in groups.items()]
+    return windows, full_latent
+
+
+def crop_size_ids(working_size: int) -> list[int]:
+    """SDXL's size conditioning for a face crop: (original h, w, crop top, left, target h, w) of a picture of the
+    crop's own size at origin 0, 0 — what an 8S×8S portrait gets, since the ControlNet sees the crop as a whole
+    picture. The host embeds these ids as its U-Net does (ComfyUI's Timestep, diffusers' add_time_ids)."""
+    pixels = working_size * LATENT_SCALE
+    return [pixels, pixels, 0, 0, pixels, pixels]
 
 
 def plan_window(locations: FaceLocations, settings: LocalBranchSettings, window: LatentWindow,

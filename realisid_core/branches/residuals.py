@@ -34,3 +34,16 @@ def scale_residuals(residuals: Residuals, scale: torch.Tensor) -> Residuals:
     def times(r):
         return r * scale.view(-1, *([1] * (r.ndim - 1))).to(r.dtype)
     return {key: [None if r is None else times(r) for r in levels] for key, levels in residuals.items()}
+
+
+def place_rows(whole: Residuals | None, part: Residuals, rows: torch.Tensor, batch: int) -> Residuals:
+    """Residuals computed for some latent rows put into a whole batch's residuals (zeros elsewhere; `whole`
+    None starts them)."""
+    if whole is None:
+        whole = {k: [None if r is None else r.new_zeros(batch, *r.shape[1:]) for r in levels]
+                 for k, levels in part.items()}
+    for key, levels in part.items():
+        for into, r in zip(whole[key], levels):
+            if r is not None:
+                into[rows] = r
+    return whole

@@ -34,7 +34,7 @@ PROVIDER_CHOICES = ("auto",) + tuple(PROVIDERS)
 DETECTION_SIZES = (640, 320, 160)  # retried in this order: big close-ups need the smaller sizes
 
 
-def choose_providers(provider: str, available: list[str], node: str) -> list[str]:
+def choose_providers(provider: str, available: list[str]) -> list[str]:
     """onnxruntime provider list for a user choice: the asked (or best available) provider, then CPU."""
     if provider == "auto":
         for name in ("CUDA", "ROCm", "CoreML"):
@@ -42,7 +42,9 @@ def choose_providers(provider: str, available: list[str], node: str) -> list[str
                 return [PROVIDERS[name], PROVIDERS["CPU"]]
         return [PROVIDERS["CPU"]]
     if provider not in PROVIDERS:
-        raise RealisIDInputError(node, "provider", f"unknown provider '{provider}'", f"choose one of {', '.join(PROVIDER_CHOICES)}")
+        raise RealisIDInputError(input_name="provider",
+                                 problem=f"unknown provider '{provider}'",
+                                 fix=f"choose one of {', '.join(PROVIDER_CHOICES)}")
     if provider == "CPU":
         return [PROVIDERS["CPU"]]
     return [PROVIDERS[provider], PROVIDERS["CPU"]]
@@ -83,9 +85,9 @@ class AnalyzerKey:
 class FaceAnalyzer:
     """A loaded pack: detector, recogniser and landmark models sharing one set of providers."""
 
-    def __init__(self, key: AnalyzerKey, pack: str, node: str = "RealisID Face Analysis Loader"):
-        require("onnxruntime", node, "onnxruntime-gpu")
-        require("cv2", node, "opencv-python")  # resizing and warping the models' crops
+    def __init__(self, key: AnalyzerKey, pack: str):
+        require("onnxruntime", "onnxruntime-gpu")
+        require("cv2", "opencv-python")  # resizing and warping the models' crops
         self.key, self.pack = key, pack
         layout = PACKS[pack]
         self.models = {}
@@ -93,14 +95,14 @@ class FaceAnalyzer:
                            ("landmark_3d_68", layout.landmark_3d_68), ("landmark_2d_106", layout.landmark_2d_106)):
             if file is None:
                 continue
-            session, signature = open_model(os.path.join(key.folder, file), list(key.providers), task, file, pack, node)
+            session, signature = open_model(os.path.join(key.folder, file), list(key.providers), task, file, pack)
             self.models[task] = MODEL_CLASSES[task](session, signature)
         self.active_providers = list(self.models["detection"].session.get_providers())
         asked = key.providers[0]
         if asked != PROVIDERS["CPU"] and asked not in self.active_providers and asked not in _fallbacks_reported:
             _fallbacks_reported.add(asked)
             _warn_cpu_fallback(asked, self.active_providers, key.folder,
-                               list(require("onnxruntime", node).get_available_providers()))
+                               list(require("onnxruntime", "onnxruntime-gpu").get_available_providers()))
 
     def detect(self, bgr: np.ndarray, threshold: float = 0.5):
         """(boxes [F, 5] with score, keypoints [F, 5, 2]), retrying at smaller detection sizes before giving up."""
@@ -142,17 +144,16 @@ MODEL_CLASSES = {"detection": SCRFD, "recognition": ArcFace, "landmark_3d_68": L
 _analyzers = SharedModels()
 
 
-def get_analyzer(folder: str, pack: str, provider: str = "auto", detection_size: int = 640,
-                 node: str = "RealisID Face Analysis Loader") -> FaceAnalyzer:
+def get_analyzer(folder: str, pack: str, provider: str = "auto", detection_size: int = 640) -> FaceAnalyzer:
     """The process-wide analyzer for (folder, providers, detection size), loaded on first use."""
-    ort = require("onnxruntime", node, "onnxruntime-gpu")
-    providers = choose_providers(provider, list(ort.get_available_providers()), node)
+    ort = require("onnxruntime", "onnxruntime-gpu")
+    providers = choose_providers(provider, list(ort.get_available_providers()))
     key = AnalyzerKey(os.path.realpath(folder), tuple(providers), int(detection_size))
 
     def load():
         log.info("RealisID: loading face analysis pack %s from %s (%s, detection size %d)",
                  pack, key.folder, ", ".join(providers), detection_size)
-        return FaceAnalyzer(key, pack, node)
+        return FaceAnalyzer(key, pack)
     return _analyzers.get(key, load, f"face analysis pack {pack} ({', '.join(providers)}, detection size {detection_size})")
 
 

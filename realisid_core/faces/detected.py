@@ -112,14 +112,16 @@ def photo_name(index: int, count: int | None = None) -> str:
 
 
 def select_faces(faces_per_image: list[list[DetectedFace]], selection: str, index: int,
-                 node: str, input_name: str = "selection") -> list[DetectedFace]:
+                 input_name: str = "selection") -> list[DetectedFace]:
     """Pick faces picture by picture: every face in reading order, the largest one, or face `index` + 1 in
     reading order (`index` is 0-based: 0 is the first face, left to right, a column top to bottom).
 
     Raises a RealisIDInputError naming the photo (counted from 1) and how many faces it has.
     """
     if selection not in SELECTIONS:
-        raise RealisIDInputError(node, input_name, f"unknown selection '{selection}'", f"choose one of {', '.join(SELECTIONS)}")
+        raise RealisIDInputError(input_name=input_name,
+                                 problem=f"unknown selection '{selection}'",
+                                 fix=f"choose one of {', '.join(SELECTIONS)}")
     picked = []
     photos = len(faces_per_image)
     for image_index, found in enumerate(faces_per_image):
@@ -134,20 +136,10 @@ def select_faces(faces_per_image: list[list[DetectedFace]], selection: str, inde
             n = len(ordered)
             if not 0 <= index < n:
                 raise RealisIDInputError(
-                    node, "index", f"index {index} asks for face {index + 1} in reading order, but "
+                    input_name="index", problem=f"index {index} asks for face {index + 1} in reading order, but "
                     f"{photo_name(image_index, photos)} has {n} face{'s' if n != 1 else ''} (index 0 is face 1, "
                     f"index {n - 1} is face {n}; faces counted left to right, a column top to bottom)",
-                    f"set index between 0 and {n - 1}, or choose selection 'largest'")
+                    fix=f"set index between 0 and {n - 1}, or choose selection 'largest'")
             picked.append(ordered[index])
     return picked
 
-
-def faces_for_targets(faces: Faces, targets: int, node: str, input_name: str) -> list[DetectedFace]:
-    """One face per target: the faces in order when there are `targets` of them, one face shared by all."""
-    if faces.count == targets:
-        return list(faces.faces)
-    if faces.count == 1:
-        return [faces.faces[0]] * targets
-    raise RealisIDInputError(node, input_name, f"{faces.count} faces were given for {targets} face locations",
-                             f"give one face per location ({targets}) or a single face for all of them "
-                             "(Face Analysis selection 'largest' or 'by index')")

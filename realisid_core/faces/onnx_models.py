@@ -135,16 +135,16 @@ def first_node_names(path: str, count: int = 8) -> tuple[str, ...]:
     return tuple(names)
 
 
-def open_model(path: str, providers: list[str], task: str, file: str, pack: str, node: str):
+def open_model(path: str, providers: list[str], task: str, file: str, pack: str):
     """(onnxruntime session, Signature) of a pack file, or a RealisIDInputError naming the file when it is
     not a readable ONNX model or not the `task` model the pack expects there."""
-    ort = require("onnxruntime", node, "onnxruntime-gpu")
+    ort = require("onnxruntime", "onnxruntime-gpu")
     _preload_cuda(ort, providers)
     try:
         session = ort.InferenceSession(path, providers=list(providers))
         first_nodes = first_node_names(path)
     except Exception as exc:  # noqa: BLE001 — onnxruntime's own errors on an empty, cut or foreign file
-        raise RealisIDInputError(node=node, input_name="pack", problem=f"{path} is not a readable ONNX model "
+        raise RealisIDInputError(input_name="pack", problem=f"{path} is not a readable ONNX model "
                                  f"({os.path.getsize(path):,} bytes; onnxruntime: {str(exc)[:160]})",
                                  fix=f"replace it with the original {file} of the {pack} pack (download "
                                      f"{pack}.zip again)") from None
@@ -154,7 +154,7 @@ def open_model(path: str, providers: list[str], task: str, file: str, pack: str,
     got = signature.task()
     if got != task:
         got = "nothing a face pack holds" if got is None else f"a '{got}' model"
-        raise RealisIDInputError(node=node, input_name="pack",
+        raise RealisIDInputError(input_name="pack",
                                  problem=f"{path} should be the pack's {task} model but is {got}",
                                  fix=f"replace it with the original {file} of the {pack} pack")
     return session, signature

@@ -41,11 +41,11 @@ def pack_folder_candidates(insightface_roots: list[str], pack: str) -> list[str]
     return out
 
 
-def find_pack_folder(insightface_roots: list[str], pack: str, node: str, input_name: str = "pack") -> str:
+def find_pack_folder(insightface_roots: list[str], pack: str, input_name: str = "pack") -> str:
     """The folder holding every file of `pack`, or a RealisIDInputError naming the folder and files expected."""
     if pack not in PACKS:
-        raise RealisIDInputError(node, input_name, f"unknown face-analysis pack '{pack}'",
-                                 f"choose one of {', '.join(PACKS)}")
+        raise RealisIDInputError(input_name=input_name, problem=f"unknown face-analysis pack '{pack}'",
+                                 fix=f"choose one of {', '.join(PACKS)}")
     layout = PACKS[pack]
     candidates = pack_folder_candidates(insightface_roots, pack)
     best, best_missing = None, layout.files
@@ -62,7 +62,7 @@ def find_pack_folder(insightface_roots: list[str], pack: str, node: str, input_n
         problem = f"the '{pack}' pack was not found: there is no folder {expected}"
     else:
         problem = f"the '{pack}' pack in {best} is incomplete: {', '.join(best_missing)} missing"
-    raise RealisIDInputError(node, input_name, problem,
-                             f"put the pack's files ({', '.join(layout.files)}) directly in {expected} "
+    raise RealisIDInputError(input_name=input_name, problem=problem,
+                             fix=f"put the pack's files ({', '.join(layout.files)}) directly in {expected} "
                              f"(download {pack}.zip from insightface's model releases and unzip it in "
                              f"{os.path.dirname(expected)})")

@@ -43,7 +43,7 @@ def is_safetensors(path: str) -> bool:
 
 
 def _error(path: str, problem: str, fix: str, input_name: str, node: str | None) -> RealisIDInputError:
-    return RealisIDInputError(node=node, input_name=input_name, problem=f"{os.path.basename(path) or path} {problem}",
+    return RealisIDInputError(input_name=input_name, problem=f"{os.path.basename(path) or path} {problem}",
                               fix=fix)
 
 

@@ -45,19 +45,20 @@ class IDProjector(nn.Module):
         return self.norm(self.proj(embeddings).reshape(-1, self.tokens, self.width))
 
 
-def projector_from_state_dict(state: dict[str, torch.Tensor], name: str, node: str) -> IDProjector:
+def projector_from_state_dict(state: dict[str, torch.Tensor], name: str) -> IDProjector:
     """Build the projector whose shapes the state dict has; errors name the file and the keys expected."""
     for prefix in PREFIXES:
         if all(prefix + k in state for k in KEYS):
             sd = {k: state[prefix + k] for k in KEYS}
             break
     else:
-        raise RealisIDInputError(node, "projector", f"{name} is not a RealisID ID projector (keys {', '.join(KEYS)} not found)",
-                                 "choose an ID projector file from models/realisid")
+        raise RealisIDInputError(input_name="projector",
+                                 problem=f"{name} is not a RealisID ID projector (keys {', '.join(KEYS)} not found)",
+                                 fix="choose an ID projector file from models/realisid")
     weight, norm = sd["proj.weight"], sd["norm.weight"]
     if weight.ndim != 2 or norm.ndim != 1 or 0 in weight.shape or 0 in norm.shape or weight.shape[0] % norm.shape[0] \
             or tuple(sd["proj.bias"].shape) != weight.shape[:1] or sd["norm.bias"].shape != norm.shape:
-        raise RealisIDInputError(node, "projector", f"{name} has inconsistent shapes: proj.weight {tuple(weight.shape)}, "
+        raise RealisIDInputError("projector", f"{name} has inconsistent shapes: proj.weight {tuple(weight.shape)}, "
                                  f"norm.weight {tuple(norm.shape)}, proj.bias {tuple(sd['proj.bias'].shape)}, norm.bias "
                                  f"{tuple(sd['norm.bias'].shape)}",
                                  "re-export the projector (proj.weight [K·D, E], proj.bias [K·D], norm [D])")
@@ -94,53 +95,50 @@ def recogniser_pack(metadata: dict[str, str], name: str) -> str | None:
     return pack
 
 
-def read_projector_file(path: str, node: str) -> IDProjector:
+def read_projector_file(path: str) -> IDProjector:
     """The projector in a safetensors file, with the pack it was trained on (see `recogniser_pack`)."""
     name = os.path.basename(path)
-    try:
-        _, metadata = safetensors_header(path, "projector_name", READ_FIX, node, pickle_fix=PICKLE_FIX)
-        pack = recogniser_pack(metadata, name)
-        projector = projector_from_state_dict(read_safetensors(path, "projector_name", READ_FIX, node,
-                                                               pickle_fix=PICKLE_FIX), name, node)
-    except RealisIDInputError as exc:
-        raise exc.with_node(node) from None
+    _, metadata = safetensors_header(path, "projector_name", READ_FIX, pickle_fix=PICKLE_FIX)
+    pack = recogniser_pack(metadata, name)
+    projector = projector_from_state_dict(read_safetensors(path, "projector_name", READ_FIX, pickle_fix=PICKLE_FIX),
+                                          name)
     projector.pack = pack
     return projector
 
 
-def load_projector(path: str, node: str = "RealisID ID Projector Loader") -> IDProjector:
+def load_projector(path: str) -> IDProjector:
     """The projector in a safetensors file, loaded once per (file, modification time) on the CPU.
 
     A file that is not a complete safetensors file (a pickle checkpoint, a truncated or corrupt
     download) is refused with a RealisIDInputError naming the file, the problem and the fix."""
-    check_file(path, "projector_name", READ_FIX, node)
+    check_file(path, "projector_name", READ_FIX)
     key = (os.path.realpath(path), os.path.getmtime(path))
-    return _projectors.get(key, lambda: read_projector_file(path, node), f"ID projector {os.path.basename(path)}")
+    return _projectors.get(key, lambda: read_projector_file(path), f"ID projector {os.path.basename(path)}")
 
 
-def check_pack(identity: Identity, trained_on: str | None, node: str) -> None:
+def check_pack(identity: Identity, trained_on: str | None) -> None:
     """Refuse identities made by another recogniser than the one the projector was trained on (another
     insightface pack's vectors mean nothing to it); unknown on either side passes (with a log line)."""
     if trained_on is None:
         return
     if identity.pack is None:
         log.warning("RealisID: %s: the identity does not say which face-analysis pack made it; the ID projector "
-                    "was trained on %s embeddings", node, trained_on)
+                    "was trained on %s embeddings", trained_on)
     elif identity.pack != trained_on:
-        raise RealisIDInputError(node=node, input_name="identity", problem=f"the identity was made with the "
+        raise RealisIDInputError(input_name="identity", problem=f"the identity was made with the "
                                  f"{identity.pack} pack, but the ID projector was trained on {trained_on} embeddings "
                                  "(another recogniser: its vectors would mean nothing to the projector)",
                                  fix=f"choose '{trained_on}' in RealisID Face Analysis Loader for the identities")
 
 
-def project(projector: torch.nn.Module, identity: Identity, node: str, device=None, raw: bool = False) -> IdentityTokens:
+def project(projector: torch.nn.Module, identity: Identity, device=None, raw: bool = False) -> IdentityTokens:
     """Identity tokens [N, K, D] for N identities and the null tokens (a zero embedding), computed on
     `device`, returned on the CPU in float32. `raw`: feed the recogniser's raw vectors (InstantID's
     projector) instead of the normalised ones (RealisID's)."""
     if identity.embeddings.shape[-1] != projector.embedding_width:
-        raise RealisIDInputError(node, "identity", f"the identity has {identity.embeddings.shape[-1]}-wide embeddings "
+        raise RealisIDInputError("identity", f"the identity has {identity.embeddings.shape[-1]}-wide embeddings "
                                  f"but the projector takes {projector.embedding_width}", "use a projector made for ArcFace embeddings")
-    check_pack(identity, getattr(projector, "pack", None), node)
+    check_pack(identity, getattr(projector, "pack", None))
     device = device or next(projector.parameters()).device
     vectors = identity.raw() if raw else identity.embeddings
     dtype = next(projector.parameters()).dtype

@@ -88,12 +88,12 @@ class Resampler(nn.Module):
         return self.norm_out(self.proj_out(latents))
 
 
-def resampler_from_state_dict(state: dict[str, torch.Tensor], name: str, node: str,
+def resampler_from_state_dict(state: dict[str, torch.Tensor], name: str,
                               input_name: str = "adapter_name") -> Resampler:
     """The Resampler whose sizes the state dict's shapes give; errors name the file and what is wrong."""
     def refuse(problem):
-        raise RealisIDInputError(node, input_name, f"{name}: the Resampler (image_proj) {problem}",
-                                 "use InstantID's original ip-adapter.bin (huggingface.co/InstantX/InstantID)")
+        raise RealisIDInputError(input_name=input_name, problem=f"{name}: the Resampler (image_proj) {problem}",
+                                 fix="use InstantID's original ip-adapter.bin (huggingface.co/InstantX/InstantID)")
 
     for key in ("latents", "proj_in.weight", "proj_out.weight", "layers.0.0.to_q.weight", "layers.0.1.1.weight"):
         if key not in state:

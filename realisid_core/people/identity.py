@@ -43,7 +43,7 @@ def unit(vectors: torch.Tensor) -> torch.Tensor:
     return vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
-def mean_identity(embeddings: torch.Tensor, node: str, input_name: str, norms=None,
+def mean_identity(embeddings: torch.Tensor, input_name: str, norms=None,
                   pack: str | None = None) -> Identity:
     """One person from several photos' embeddings [M, E].
 
@@ -54,24 +54,25 @@ def mean_identity(embeddings: torch.Tensor, node: str, input_name: str, norms=No
     """
     embeddings = torch.as_tensor(embeddings, dtype=torch.float32)
     if embeddings.ndim != 2 or embeddings.shape[0] == 0:
-        raise RealisIDInputError(node, input_name, "no face embedding to make an identity from",
-                                 "give at least one photo in which a face is found")
+        raise RealisIDInputError(input_name=input_name, problem="no face embedding to make an identity from",
+                                 fix="give at least one photo in which a face is found")
     mean = unit(embeddings).mean(0, keepdim=True)
     if float(mean.norm()) < 1e-6:
-        raise RealisIDInputError(node, input_name, "the photos' embeddings cancel out (they look like opposite people)",
-                                 "use photos of one person")
+        raise RealisIDInputError(input_name=input_name,
+                                 problem="the photos' embeddings cancel out (they look like opposite people)",
+                                 fix="use photos of one person")
     length = None if norms is None else torch.as_tensor(norms, dtype=torch.float32).reshape(-1).mean().reshape(1)
     return Identity(unit(mean), length, pack)
 
 
-def common_pack(packs, node: str, input_name: str = "identity") -> str | None:
+def common_pack(packs, input_name: str = "identity") -> str | None:
     """The one insightface pack (recogniser) of several identities or faces; None when any is unknown.
     Two known packs are refused: the embeddings of two recognisers mean different things."""
     packs = list(packs)
     known = sorted({p for p in packs if p is not None})
     if len(known) > 1:
         which = ", ".join(f"identity {k}: {p}" for k, p in enumerate(packs, 1) if p is not None)
-        raise RealisIDInputError(node=node, input_name=input_name, problem=f"the identities were made with different "
+        raise RealisIDInputError(input_name=input_name, problem=f"the identities were made with different "
                                  f"face-analysis packs ({which}): each pack's recogniser makes its own kind of "
                                  "embedding, and a projector understands only the one it was trained on",
                                  fix="make every identity with the same pack in RealisID Face Analysis Loader "
@@ -79,13 +80,14 @@ def common_pack(packs, node: str, input_name: str = "identity") -> str | None:
     return known[0] if known and None not in packs else None
 
 
-def join_identities(identities: list[Identity], node: str) -> Identity:
+def join_identities(identities: list[Identity], input_name: str = "identity") -> Identity:
     """Several identities in order (person 1 first), with their common pack (mixing packs is refused)."""
     widths = {i.embeddings.shape[-1] for i in identities}
     if len(widths) != 1:
-        raise RealisIDInputError(node, "identity", f"the identities have different embedding widths {sorted(widths)}",
-                                 "make every identity with the same face-analysis pack")
-    pack = common_pack([i.pack for i in identities], node)
+        raise RealisIDInputError(input_name=input_name,
+                                 problem=f"the identities have different embedding widths {sorted(widths)}",
+                                 fix="make every identity with the same face-analysis pack")
+    pack = common_pack([i.pack for i in identities], input_name)
     norms = None if any(i.norms is None for i in identities) else torch.cat([i.norms for i in identities])
     return Identity(torch.cat([i.embeddings for i in identities]), norms, pack)
 
@@ -119,8 +121,16 @@ class IdentityTokens:
         """Identity `index` (0-based) alone, with the same null tokens."""
         return IdentityTokens(self.tokens[index:index + 1], self.null)
 
-    def check_width(self, width: int, node: str, input_name: str) -> "IdentityTokens":
+    def as_one_context(self) -> "IdentityTokens":
+        """Everyone's tokens side by side as one context [1, N·K, D] (the global branch's), with the null
+        tokens repeated to match."""
+        if self.null is None:
+            raise ValueError("identity tokens without a null identity cannot make a CFG context")
+        return IdentityTokens(self.tokens.reshape(1, -1, self.width), self.null.repeat(1, self.count, 1))
+
+    def check_width(self, width: int, input_name: str) -> "IdentityTokens":
         if self.width != width:
-            raise RealisIDInputError(node, input_name, f"the identity tokens are {self.width} wide but the ControlNet's "
-                                     f"cross-attention takes {width}", "use an ID projector made for this ControlNet")
+            raise RealisIDInputError(input_name=input_name,
+                                     problem=f"the identity tokens are {self.width} wide but the ControlNet's "
+                                     f"cross-attention takes {width}", fix="use an ID projector made for this ControlNet")
         return self

@@ -22,10 +22,13 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
+import torch
 
 from ..faces.pose import FacePose
-from ..branches.geometry import SquareRegions
-from ..errors import require
+from ..branches.geometry import SquareRegions, regions_from_locations
+from ..families import LATENT_SCALE
+from ..people.locations import FaceLocations
+from ..errors import RealisIDInputError, require
 from .pose_v1 import LAYOUTS, render_pose
 
 INSTANTID_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255))
@@ -34,7 +37,7 @@ INSTANTID_PORTRAIT = 1024
 
 def draw_instantid_keypoints(points: np.ndarray, size: int) -> np.ndarray:
     """InstantID's keypoint drawing of 5 points (crop pixels) on a black size×size canvas, sizes ×size/1024."""
-    cv2 = require("cv2", "RealisID local branch (InstantID hint)", "opencv-python")
+    cv2 = require("cv2", "opencv-python")
     scale = size / INSTANTID_PORTRAIT
     stick, radius = max(1, round(4 * scale)), max(1, round(10 * scale))
     points = np.asarray(points, np.float64)[:, :2]
@@ -79,6 +82,16 @@ def hint_format(name: str) -> HintFormat:
     return HINT_FORMATS[name]
 
 
+def check_poses(poses: Sequence[FacePose], format_name: str, input_name: str = "people") -> None:
+    """Every person's pose must have the points the ControlNet's hint format draws."""
+    fmt = hint_format(format_name)
+    for k, pose in enumerate(poses, 1):
+        if fmt.layout == 68 and pose.landmarks_68 is None:
+            raise RealisIDInputError(input_name=input_name, problem=f"person {k}'s pose has no 68 landmarks, and this "
+                                     f"ControlNet was trained on {fmt.description}", fix="take the pose from a face "
+                                     "found with the antelopev2 or buffalo_l pack (they have 1k3d68.onnx)")
+
+
 def face_frames(boxes: np.ndarray, height: float, width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centres (x, y) and longer sides of (cx, cy, w, h) fraction boxes on an H×W grid, in its units."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
@@ -107,3 +120,14 @@ def render_branch_hints(format_name: str, poses: Sequence[FacePose], boxes: np.n
         x0, y0, side = float(regions.x0[f]), float(regions.y0[f]), float(regions.side[f])
         hints.append(fmt.draw((points - np.array([x0, y0])) * (size / side), size))
     return np.stack(hints) if hints else np.zeros((0, size, size, 3), np.uint8)
+
+
+def hints_in_crop_frames(format_name: str, poses: Sequence[FacePose], locations: FaceLocations, full_height: int,
+                         full_width: int, margin: float, working_size: int):
+    """Every face's hint drawn in its crop frame on the whole latent (full_height × full_width cells), at 8× the
+    working size: a float tensor [F, 3, 8S, 8S] in [0, 1]. A crop's frame is the same whichever area of the
+    picture a sampling call sees."""
+    regions = regions_from_locations(locations, full_height, full_width, margin)
+    drawn = render_branch_hints(format_name, poses, locations.boxes.numpy(), regions, full_height, full_width,
+                                working_size * LATENT_SCALE)
+    return torch.from_numpy(drawn).movedim(-1, 1).to(torch.float32) / 255

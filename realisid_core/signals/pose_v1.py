@@ -39,7 +39,7 @@ def _layout_size(layout: str) -> int:
 
 
 def _draw(canvas: np.ndarray, points: np.ndarray, layout: str, size: int) -> np.ndarray:
-    cv2 = require("cv2", "RealisID Pose & Expression", "opencv-python")
+    cv2 = require("cv2", "opencv-python")
     n = _layout_size(layout)
     points = np.asarray(points, np.float64)[:, :2]
     if points.shape[0] != n:

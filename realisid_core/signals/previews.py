@@ -119,7 +119,7 @@ def draw_people(locations: FaceLocations, poses: Sequence[FacePose | None] | Non
 def draw_faces(bgr: np.ndarray, faces: list[DetectedFace], selected: set[int] = frozenset()) -> np.ndarray:
     """[H, W, 3] uint8 RGB: every face's box and number (1 = first in reading order, as messages count
     people; the `index` input is that number − 1); selected faces (by id()) in green, others grey."""
-    cv2 = require("cv2", "RealisID Face Analysis", "opencv-python")
+    cv2 = require("cv2", "opencv-python")
     canvas = np.ascontiguousarray(bgr[..., ::-1])
     thickness = max(1, round(max(canvas.shape[:2]) / 400))
     for i, face in enumerate(left_to_right(faces)):
@@ -132,3 +132,10 @@ def draw_faces(bgr: np.ndarray, faces: list[DetectedFace], selected: set[int] = 
             cv2.circle(canvas, (int(round(float(x))), int(round(float(y)))), thickness + 1,
                        (255, 0, 0) if k in (0, 3) else (0, 0, 255), -1, cv2.LINE_AA)
     return canvas
+
+
+def draw_poses(poses: list[FacePose], side: int) -> torch.Tensor:
+    """IMAGE [1, side, n·side, 3]: each pose drawn in a square of its own as the branch places it, numbered."""
+    boxes = torch.tensor([[(2 * i + 1) / (2 * len(poses)), 0.5, 0.6 / len(poses), 0.6] for i in range(len(poses))],
+                         dtype=torch.float64)
+    return draw_people(FaceLocations(boxes, side * len(poses), side), poses)

@@ -97,7 +97,7 @@ def _embedding(insightface_root, pack, path):
     from realisid_core.faces.analyzer import get_analyzer
     from realisid_core.faces.packs import find_pack_folder
     from realisid_batch.evaluation.faces import read_bgr
-    analyzer = get_analyzer(find_pack_folder([insightface_root], pack, "test"), pack, "CPU", 640)
+    analyzer = get_analyzer(find_pack_folder([insightface_root], pack), pack, "CPU", 640)
     return max(analyzer.analyze(read_bgr(path)), key=lambda f: f.area).embedding
 
 

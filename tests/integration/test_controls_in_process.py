@@ -3,6 +3,8 @@
 These read the residuals ComfyUI's sampler would hand the U-Net, so they can check exact
 sums, locality, CFG's two sides and error paths that a picture cannot show.
 """
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -26,12 +28,16 @@ def comfy(tiny):
         nets[role] = comfy.controlnet.load_controlnet(str(tiny[role]))
         if role in ("sd15_local", "sd15_global", "sdxl_local"):
             setattr(nets[role], loader.DESCRIPTION_ATTRIBUTE, loader.read_description(str(tiny[role]), loader.AUTO))
+    # the global branch's weights again, described as trained to attend to the people's identities
+    nets["sd15_global_id"] = nets["sd15_global"].copy()
+    setattr(nets["sd15_global_id"], loader.DESCRIPTION_ATTRIBUTE,
+            replace(getattr(nets["sd15_global"], loader.DESCRIPTION_ATTRIBUTE), context="identity"))
     return {"model": model, "nets": nets, "positive": encode(clip, "two friends")[0], "negative": encode(clip, "")[0]}
 
 
 def make_people(places=PLACES, width=128, height=96, identity=None, poses=None, strengths=None):
     core = pack_module("realisid_core.people.people")
-    locations = pack_module("realisid_core.people.locations").parse_locations(places, width, height)
+    locations = host_node("RealisID_LocationGuidance").locate(places, width, height)[0]
     people = core.people_from_locations(locations, tokens=identity, poses=poses)
     if strengths is not None:
         people = core.People(tuple(core.with_strength(p, s) for p, s in zip(people.persons, strengths)))
@@ -56,10 +62,10 @@ def local(comfy, people, positive=None, strength=1.0, start=0.0, end=1.0, net="s
         positive, comfy["negative"], comfy["nets"][net], people, strength, start, end, size, feather)
 
 
-def global_(comfy, people, positive=None, strength=1.0, identity=None, net="sd15_global"):
+def global_(comfy, people, positive=None, strength=1.0, net="sd15_global", start=0.0, end=1.0, **more):
     positive = comfy["positive"] if positive is None else positive
     return host_node("RealisID_ApplyGlobalBranch").apply(
-        positive, comfy["negative"], comfy["nets"][net], people, strength, 0.0, 1.0, identity=identity)
+        positive, comfy["negative"], comfy["nets"][net], people, strength, start, end, **more)
 
 
 def plain(comfy, positive=None, strength=1.0):
@@ -122,7 +128,7 @@ def level_masks(regions_of, r, geometry, size=32, height=12):
 def test_local_residuals_stay_inside_the_face_regions(comfy, people):
     geometry = pack_module("realisid_core.branches.geometry")
     out = residuals(comfy, local(comfy, people, feather=0.0)[0])
-    regions = geometry.regions_from_locations(people.locations("t"), 12, 16, 1.6)
+    regions = geometry.regions_from_locations(people.locations(), 12, 16, 1.6)
     for r in out["output"] + out["middle"]:
         inside = torch.stack(level_masks(regions, r, geometry)).any(0)
         energy = r[0].abs().sum(0)
@@ -135,7 +141,7 @@ def test_each_person_has_their_own_strength(comfy):
     geometry = pack_module("realisid_core.branches.geometry")
     both = residuals(comfy, local(comfy, make_people(), feather=0.0)[0])
     first_only = residuals(comfy, local(comfy, make_people(strengths=[1.0, 0.0]), feather=0.0)[0])
-    regions = geometry.regions_from_locations(make_people().locations("t"), 12, 16, 1.6)
+    regions = geometry.regions_from_locations(make_people().locations(), 12, 16, 1.6)
     for full, half in zip(both["output"], first_only["output"]):
         one, two = level_masks(regions, full, geometry)
         assert half[0].abs().sum(0)[two & ~one].max() == 0
@@ -159,9 +165,10 @@ def test_cfg_unconditional_rows_get_the_null_identity(comfy, people):
             torch.testing.assert_close(b[1:], u, atol=1e-5, rtol=1e-4)
             torch.testing.assert_close(u, n, atol=1e-6, rtol=1e-5)
     assert not torch.allclose(batched["middle"][0][0], batched["middle"][0][1])  # the sides differ as their contexts do
-    # the global branch with identity tokens: the same two sides
-    g = residuals(comfy, global_(comfy, people, identity=identity)[0], x=x, options={"cond_or_uncond": [1, 0]})
-    g_cond = residuals(comfy, global_(comfy, people, identity=identity)[0], x=x[:1], options={"cond_or_uncond": [0]})
+    # the global branch trained on identities, with the people's: the same two sides
+    g = residuals(comfy, global_(comfy, with_id, net="sd15_global_id")[0], x=x, options={"cond_or_uncond": [1, 0]})
+    g_cond = residuals(comfy, global_(comfy, with_id, net="sd15_global_id")[0], x=x[:1],
+                       options={"cond_or_uncond": [0]})
     torch.testing.assert_close(g["middle"][0][1:], g_cond["middle"][0], atol=1e-5, rtol=1e-4)
     assert not torch.allclose(g["middle"][0][0], g["middle"][0][1])
 
@@ -178,11 +185,11 @@ def test_another_controls_context_never_reaches_a_realisid_branch(comfy, people)
 
 
 def test_identity_tokens_reach_only_their_own_branch(comfy, people):
-    identity = tokens(1)
-    with_id = residuals(comfy, global_(comfy, people, identity=identity)[0])
+    with_people = make_people(identity=tokens())
+    with_id = residuals(comfy, global_(comfy, with_people, net="sd15_global_id")[0])
     without = residuals(comfy, global_(comfy, people)[0])
     assert not torch.allclose(with_id["middle"][0], without["middle"][0])
-    chain = global_(comfy, people, positive=plain(comfy)[0], identity=identity)[0]
+    chain = global_(comfy, with_people, positive=plain(comfy)[0], net="sd15_global_id")[0]
     assert_sum(residuals(comfy, chain), [residuals(comfy, plain(comfy)[0]), with_id])
     local_id = residuals(comfy, local(comfy, make_people(identity=tokens()))[0])
     assert not torch.allclose(local_id["middle"][0], residuals(comfy, local(comfy, people)[0])["middle"][0])
@@ -247,8 +254,8 @@ def test_hints_are_drawn_where_the_crop_puts_each_face(comfy, tiny):
     control.pre_run(comfy["model"].model, lambda p: 0.5)
     window = pack_module("realisid_core.branches.local").LatentWindow.whole(12, 16)
     hints = control._hints(window, torch.device("cpu"), torch.float32)  # [F, 3, 256, 256]
-    regions = geometry.regions_from_locations(people.locations("t"), 12, 16, 1.6)
-    for f, (cx, cy, w, h) in enumerate(people.locations("t").boxes.tolist()):
+    regions = geometry.regions_from_locations(people.locations(), 12, 16, 1.6)
+    for f, (cx, cy, w, h) in enumerate(people.locations().boxes.tolist()):
         longer = max(w * 16, h * 12)
         nose = np.array([cx * 16, cy * 12]) + (pose.keypoints[2] * longer)
         px = (nose - [float(regions.x0[f]), float(regions.y0[f])]) * 256 / float(regions.side[f])
@@ -269,7 +276,7 @@ def test_people_lists_of_1_2_and_8_keep_their_order(comfy):
         people, preview = host_node("RealisID_People").gather(**{f"person_{k + 1}": made[::-1][k] for k in range(n)})
         assert people.count == n and preview.shape[-1] == 3
         assert [p.strength for p in people.persons] == [m.strength for m in made[::-1][:n]]
-        boxes = people.locations("t").boxes
+        boxes = people.locations().boxes
         assert torch.allclose(boxes[:, 0], torch.tensor([m.place.box[0] for m in made[::-1][:n]], dtype=torch.float64))
     # earlier people come first, then person_1, ...
     chained, _ = host_node("RealisID_People").gather(people=host_node("RealisID_People").gather(person_1=made[3])[0],
@@ -414,7 +421,7 @@ def test_area_conditioning_keeps_faces_where_they_were_placed(comfy, monkeypatch
     host_node("KSampler").sample(comfy["model"], 1, 1, 2.0, "euler", "normal", steered, negative, latent)
     area_calls = [(shape, r) for shape, r in calls if shape[-2:] == (height // 8, width // 8) and shape[-2:] != (16, 16)]
     assert area_calls, calls
-    regions = geometry.regions_from_locations(people.locations("t"), 16, 16, 1.6)
+    regions = geometry.regions_from_locations(people.locations(), 16, 16, 1.6)
     for _, r in area_calls:
         assert r.shape[-2:] == (height // 8, width // 8)
         energy = r[0].abs().sum(0)
@@ -444,7 +451,7 @@ def test_sdxl_crops_get_the_size_conditioning_of_a_crop_sized_picture(comfy):
     whole_picture = comfy.model_base.SDXL.encode_adm(sdxl, pooled_output=pooled, width=1536, height=1024, crop_w=64,
                                                       crop_h=32, target_width=1536, target_height=1024)
     crop_sized = comfy.model_base.SDXL.encode_adm(sdxl, pooled_output=pooled, width=1024, height=1024)
-    torch.testing.assert_close(controls.crop_size_conditioning(whole_picture, 1024), crop_sized)
+    torch.testing.assert_close(controls.crop_size_conditioning(whole_picture, 128), crop_sized)  # 128 cells = 1024 px
 
 
 def test_the_crops_memory_is_reported_to_comfyui(comfy, people):
@@ -454,3 +461,57 @@ def test_the_crops_memory_is_reported_to_comfyui(comfy, people):
     budget = pack_module("realisid_core.branches.budget")
     crops = budget.crops_memory_bytes("cpu", "SD1.5", 32, 2, 4, budget.crops_per_forward("cpu", 32, "SD1.5", 2, None, 4))
     assert control.inference_memory_requirements(torch.float16) == weights_only + crops > weights_only
+
+
+def test_a_text_trained_global_branch_never_gets_the_peoples_identity(comfy, people):
+    with_id = residuals(comfy, global_(comfy, make_people(identity=tokens()))[0])
+    without = residuals(comfy, global_(comfy, people)[0])
+    torch.testing.assert_close(with_id["middle"][0], without["middle"][0], atol=0, rtol=0)
+
+
+def test_an_identity_trained_global_branch_without_identities_is_refused_naming_the_node(comfy, people):
+    errors = pack_module("realisid_core.errors")
+    with pytest.raises(errors.RealisIDInputError, match=r"^RealisID Apply Global Branch: input 'people': .* trained to "
+                                                        r"attend to the people's identities .* no person has one"):
+        global_(comfy, people, net="sd15_global_id")
+
+
+def test_a_workflow_saved_with_the_global_branchs_identity_input_still_runs(comfy, people):
+    """Before the identity came from the people, Apply Global Branch took identity tokens of its own."""
+    legacy = residuals(comfy, global_(comfy, people, net="sd15_global_id", identity=tokens())[0])
+    from_people = residuals(comfy, global_(comfy, make_people(identity=tokens()), net="sd15_global_id")[0])
+    torch.testing.assert_close(legacy["middle"][0], from_people["middle"][0], atol=0, rtol=0)
+    assert "identity" not in host_node("RealisID_ApplyGlobalBranch", ui=True).INPUT_TYPES()["optional"]
+    assert "id_projector" in host_node("RealisID_ApplyGlobalBranch", ui=True).INPUT_TYPES()["optional"]
+
+
+def test_a_text_trained_local_branch_given_identities_refuses_instead_of_dropping_them(comfy):
+    errors = pack_module("realisid_core.errors")
+    net = comfy["nets"]["sd15_local"].copy()
+    loader = pack_module("nodes.controlnet_loader")
+    setattr(net, loader.DESCRIPTION_ATTRIBUTE,
+            replace(getattr(comfy["nets"]["sd15_local"], loader.DESCRIPTION_ATTRIBUTE), context="text"))
+    comfy["nets"]["sd15_local_text"] = net
+    with pytest.raises(errors.RealisIDInputError, match=r"^RealisID Apply Local Branch: input 'people': .* trained to "
+                                                        r"attend to the prompt, not to identities"):
+        local(comfy, make_people(identity=tokens()), net="sd15_local_text")
+    assert residuals(comfy, local(comfy, make_people(), net="sd15_local_text")[0]) is not None
+
+
+@pytest.mark.parametrize("apply", ["local", "global"])
+def test_a_steering_window_that_ends_before_it_starts_is_refused(comfy, people, apply):
+    errors = pack_module("realisid_core.errors")
+    node = {"local": "RealisID Apply Local Branch", "global": "RealisID Apply Global Branch"}[apply]
+    run = {"local": local, "global": global_}[apply]
+    with pytest.raises(errors.RealisIDInputError, match=rf"^{node}: input 'start_percent': start_percent 0.8 is after "
+                                                        r"end_percent 0.3, so the branch would never steer"):
+        run(comfy, people, start=0.8, end=0.3)
+    assert run(comfy, people, start=0.5, end=0.5)  # an empty window is the artist's to choose
+
+
+def test_sampling_time_errors_name_the_node_that_attached_the_control(comfy, people):
+    errors = pack_module("realisid_core.errors")
+    control = local(comfy, people)[0][0][1]["control"]
+    assert control.node_name == "RealisID Apply Local Branch" and control.copy().node_name == control.node_name
+    with pytest.raises(errors.RealisIDInputError, match=r"^RealisID Apply Local Branch: input 'people'"):
+        residuals(comfy, local(comfy, people)[0], x=torch.randn(1, 4, 16, 16))

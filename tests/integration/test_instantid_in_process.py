@@ -63,7 +63,7 @@ def xl(tmp_path_factory):
     identitynet = instantid_models.identitynet_folder()
     vega = sdxl_model(instantid_models.VEGA_UNET, device="meta")  # shapes and model sampling only
     tiny = sdxl_model(TINY_XL)
-    tiny_widths = [layer.width for layer in pack_module("realisid_core.branches.identity_attention")
+    tiny_widths = [layer.width for layer in pack_module("nodes.instantid")
                    .cross_attention_layers(tiny.model.diffusion_model)]
     save_adapter(folder, "realisid_test_vega_adapter.bin", instantid_models.VEGA_CROSS_ATTENTION, **SMALL_RESAMPLER)
     save_adapter(folder, "realisid_test_tiny_adapter.bin", tiny_widths, seed=5, **SMALL_RESAMPLER)
@@ -103,11 +103,11 @@ def conditioning(seed, batch=1):
 
 
 def apply(xl, crowd, model="tiny", control_net=None, cn_strength=0.0, ip_weight=0.8, ip_start=0.0, ip_end=1.0,
-          working_size="as trained", margin=1.5, mask=None, adapter=None):
+          working_size="as trained", margin=1.5, mask=None, adapter=None, cn_start=0.0, cn_end=1.0, **more):
     return host_node("RealisID_ApplyInstantID").apply(
         xl[model], conditioning(1), conditioning(2), xl["controlnet"] if control_net is None else control_net,
-        xl[adapter or f"{model}_adapter"], crowd, cn_strength, 0.0, 1.0, ip_weight, ip_start, ip_end, working_size,
-        0.15, margin, mask=mask)
+        xl[adapter or f"{model}_adapter"], crowd, cn_strength, cn_start, cn_end, ip_weight, ip_start, ip_end, working_size,
+        0.15, margin, mask=mask, **more)
 
 
 # ---------------------------------------------------------------- IdentityNet: file, convention
@@ -132,7 +132,7 @@ def test_identitynet_from_diffusers_loads_through_comfyuis_loader(xl):
     import comfy.controlnet
     cn = xl["controlnet"]
     assert type(cn) is comfy.controlnet.ControlNet and isinstance(cn.control_model, comfy.cldm.cldm.ControlNet)
-    layout = pack_module("nodes.controls").controlnet_layout(cn, "test")
+    layout = pack_module("nodes.controls").controlnet_layout(cn)
     assert (layout.context_dim, layout.adm_in_channels, layout.family) == (2048, 2816, "SDXL")
     # ComfyUI's Load ControlNet Model node reads the same file
     import folder_paths
@@ -223,7 +223,7 @@ def test_layers_in_diffusers_processor_order_are_comfyuis_block_keys():
     layer n, with the same width, in the blocks the reference lists (middle last)."""
     diffusers = pytest.importorskip("diffusers")
     load_pack()
-    layers_of = pack_module("realisid_core.branches.identity_attention").cross_attention_layers
+    layers_of = pack_module("nodes.instantid").cross_attention_layers
     sdxl_diffusers = dict(block_out_channels=[320, 640, 1280], down_block_types=["DownBlock2D", "CrossAttnDownBlock2D",
                           "CrossAttnDownBlock2D"], up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
                           transformer_layers_per_block=[1, 2, 10], attention_head_dim=[5, 10, 20],
@@ -269,7 +269,7 @@ def latent_and_cond(batch=2, seed=4):
 
 def test_patch_fires_on_every_layer_and_chains_after_another_packs_replacement(xl):
     base = xl["tiny"]
-    layers = pack_module("realisid_core.branches.identity_attention").cross_attention_layers(base.model.diffusion_model)
+    layers = pack_module("nodes.instantid").cross_attention_layers(base.model.diffusion_model)
     assert any(layer.block[0] == "middle" for layer in layers)
     import comfy.ldm.modules.attention as attention
     seen = []
@@ -336,7 +336,7 @@ def test_first_layer_output_changes_only_in_each_persons_region(xl):
     """At the first cross-attention (before the U-Net mixes positions) a person's identity changes the
     attention output only inside their region, and each person's region gets their own."""
     import comfy.ldm.modules.attention as attention
-    layers = pack_module("realisid_core.branches.identity_attention").cross_attention_layers(xl["tiny"].model.diffusion_model)
+    layers = pack_module("nodes.instantid").cross_attention_layers(xl["tiny"].model.diffusion_model)
     first = layers[0]
     boxes = [(0.25, 0.3, 0.2, 0.2), (0.75, 0.7, 0.2, 0.2)]
     a, b, c = identity(5), identity(6), identity(7)
@@ -362,7 +362,7 @@ def test_first_layer_output_changes_only_in_each_persons_region(xl):
 
 
 def test_mask_replaces_the_grown_box_region(xl):
-    layers = pack_module("realisid_core.branches.identity_attention").cross_attention_layers(xl["tiny"].model.diffusion_model)
+    layers = pack_module("nodes.instantid").cross_attention_layers(xl["tiny"].model.diffusion_model)
     first = layers[0]
     mask = torch.zeros(1, 256, 256)
     mask[:, 128:, :] = 1  # the lower half of the picture, far from the face box
@@ -431,3 +431,59 @@ def test_missing_adapter_file_names_the_folder_and_the_file(xl):
     assert "huggingface.co/InstantX/InstantID into models/instantid" in message
     assert type(loader).VALIDATE_INPUTS("ip-adapter.bin") == message
     assert type(loader).VALIDATE_INPUTS("realisid_test_tiny_adapter.bin") is True
+
+
+def small_identitynet(xl):
+    loader = pack_module("nodes.controlnet_loader")
+    described = pack_module("realisid_core.models.description").INSTANTID_IDENTITYNET
+    cn = xl["controlnet"].copy()
+    setattr(cn, loader.DESCRIPTION_ATTRIBUTE, replace(described, working_size=16))  # 128-px hints: CPU speed
+    return cn
+
+
+def test_errors_of_instantids_local_branch_while_sampling_name_apply_instantid(xl):
+    """Apply InstantID attaches the local branch's control: its sampling-time errors name Apply InstantID, the
+    node in the artist's graph (they named RealisID Apply Local Branch)."""
+    errors = pack_module("realisid_core.errors")
+    crowd = people([(0.45, 0.4, 0.3, 0.3)], [identity(7)])
+    control = apply(xl, crowd, model="vega", control_net=small_identitynet(xl), cn_strength=1.0,
+                    ip_weight=0.0)[1][0][1]["control"]
+    assert control.node_name == "RealisID Apply InstantID"
+    vega = xl["vega"].model
+    control.pre_run(vega, vega.model_sampling.percent_to_sigma)
+    wide = torch.zeros(1, 4, 16, 32)  # places made for a square picture, a 2:1 latent
+    try:
+        with pytest.raises(errors.RealisIDInputError, match=r"^RealisID Apply InstantID: input 'people': the faces' "
+                                                            r"places come from test, made for a 256×256 picture"):
+            control.get_control(wide, torch.full((1,), SIGMA), {"c_crossattn": torch.zeros(1, 77, 2048)}, 1, {})
+    finally:
+        control.cleanup()
+
+
+def test_uncond_noise_gives_the_negative_side_cubiqs_noise_tokens_and_zero_keeps_instantids(xl):
+    """cubiq's ApplyInstantID feeds CFG's unconditional side the Resampler of noise × uniform noise seeded by the
+    embedding's sum (hidden default 0.35); InstantID's pipeline, and this node at 0, a zero embedding."""
+    person = identity(7)
+    crowd = people([(0.45, 0.4, 0.3, 0.3)], [person])
+    cn = small_identitynet(xl)
+    spec = {n: apply(xl, crowd, model="vega", control_net=cn, cn_strength=1.0, ip_weight=0.0,
+                     uncond_noise=n)[1][0][1]["control"].spec for n in (0.0, 0.35)}
+    resampler = xl["vega_adapter"].model.resampler
+    raw = person.raw()
+    torch.manual_seed(int(torch.sum(raw).item()) % 1000000007)  # cubiq's own lines
+    cubiq_uncond = 0.35 * torch.rand_like(raw)
+    with torch.no_grad():
+        zero_tokens, cubiq_tokens = resampler(torch.zeros(1, 512)), resampler(cubiq_uncond)
+    torch.testing.assert_close(spec[0.0].identity.null, zero_tokens, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(spec[0.35].identity.null, cubiq_tokens, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(spec[0.35].identity.tokens, spec[0.0].identity.tokens, atol=0, rtol=0)
+
+
+def test_a_window_that_ends_before_it_starts_is_refused_on_apply_instantid(xl):
+    errors = pack_module("realisid_core.errors")
+    crowd = people([(0.45, 0.4, 0.3, 0.3)], [identity(7)])
+    with pytest.raises(errors.RealisIDInputError, match=r"^RealisID Apply InstantID: input 'ip_start_percent': "
+                                                        r"ip_start_percent 0.9 is after ip_end_percent 0.2"):
+        apply(xl, crowd, ip_start=0.9, ip_end=0.2)
+    with pytest.raises(errors.RealisIDInputError, match=r"input 'cn_start_percent'"):
+        apply(xl, crowd, cn_strength=1.0, cn_start=0.6, cn_end=0.5)

@@ -97,7 +97,7 @@ def test_identity_dropout_gives_exactly_the_nodes_null_identity(prepared, tiny_s
     embeddings = torch.nn.functional.normalize(torch.randn(3, 512), dim=-1)
     with torch.no_grad():
         tokens = branches.identity_tokens(embeddings, torch.tensor([False, True, True]))
-    reference = project(branches.projector, Identity(embeddings), "test")
+    reference = project(branches.projector, Identity(embeddings))
     assert torch.equal(tokens[1], reference.null[0]) and torch.equal(tokens[2], reference.null[0])
     torch.testing.assert_close(tokens[0], reference.tokens[0])
     assert not torch.allclose(tokens[0], tokens[1])

@@ -4,7 +4,7 @@ import pytest
 
 from realisid_core.branches import budget as cb
 from realisid_core.branches.budget import (activation_bytes_per_crop, crops_memory_bytes, crops_per_forward,
-                                       working_size_cost, working_size_problem, working_size_range)
+                                       scaled_working_size, working_size_cost, working_size_range)
 
 GiB = 2 ** 30
 
@@ -15,33 +15,25 @@ def test_working_sizes_follow_the_families_training_sizes():
     assert (sdxl.low, sdxl.default, sdxl.high) == (64, 128, 192)
     assert 64 in sd15 and 72 in sd15 and 100 not in sd15 and 128 not in sd15 and 24 not in sd15
     assert sd15.sizes[:3] == [32, 40, 48] and sdxl.sizes[-1] == 192
-    assert cb.widget_range() == (32, 192, 8)
     with pytest.raises(ValueError, match="supports SD1.5, SD2, SDXL"):
         working_size_range("FLUX")
 
 
-@pytest.mark.parametrize("size", [8, 16, 24, 256])
-def test_sizes_the_node_must_refuse_say_why_and_what_they_cost(size):
-    problem = working_size_problem("SD1.5", size)
-    assert problem.startswith(f"{size} is outside the working sizes SD1.5 is run at (32 to 96, default 64)")
-    assert "the time" in problem and "memory" in problem
-    assert "from 32 to 96" in cb.working_size_fix("SD1.5")
+def test_a_working_size_choice_scales_the_trained_size_within_the_familys_sizes():
+    assert scaled_working_size(64, "SD1.5", 1.0) == 64
+    assert scaled_working_size(64, "SD1.5", 0.75) == 48 and scaled_working_size(64, "SD1.5", 1.5) == 96
+    assert scaled_working_size(96, "SD1.5", 1.5) == 96      # clamped to the family's largest
+    assert scaled_working_size(16, "SDXL", 0.75) == 16      # a branch trained below the range keeps its size
+    assert scaled_working_size(128, "SDXL", 1.25) == 160
 
 
-def test_sizes_inside_the_range_are_accepted_and_odd_steps_refused():
-    assert working_size_problem("SD1.5", 64) is None and working_size_problem("SDXL", 192) is None
-    assert working_size_problem("SD1.5", 60) == "60 is not a multiple of 8"
-
-
-def test_larger_sizes_cost_more_and_the_tooltip_says_how_much():
+def test_larger_sizes_cost_more():
     assert working_size_cost("SD1.5", 64).time == pytest.approx(1.0)
     costs = [working_size_cost("SDXL", s) for s in working_size_range("SDXL").sizes]
     assert all(a.time < b.time and a.memory < b.memory for a, b in zip(costs, costs[1:]))
     assert working_size_cost("SD1.5", 96).memory == pytest.approx(2.25)          # ∝ size² with fused attention
     assert working_size_cost("SD1.5", 96).memory_without_fused_attention > 4     # ≈ size⁴ without it
     assert working_size_cost("SD1.5", 128).time == pytest.approx(1711.5 / 281.1)
-    tip = cb.working_size_tooltip()
-    assert "SD1.5 32-96 (default 64; 96 costs 2.7× the time" in tip and "SDXL 64-192" in tip
 
 
 def test_activation_memory_per_crop_by_device_and_dtype():

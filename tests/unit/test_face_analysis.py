@@ -34,13 +34,13 @@ def group_photo_bgr():
 @pytest.fixture(scope="module")
 def analyzer():
     root = fake_insightface_root()
-    return get_analyzer(find_pack_folder([root], "antelopev2", "test"), "antelopev2", "CPU", 640)
+    return get_analyzer(find_pack_folder([root], "antelopev2"), "antelopev2", "CPU", 640)
 
 
 @pytest.mark.parametrize("pack", list(PACKS))
 def test_both_packs_route_to_the_right_models(pack):
     root = fake_insightface_root()
-    folder = find_pack_folder([root], pack, "test")
+    folder = find_pack_folder([root], pack)
     analyzer = get_analyzer(folder, pack, "CPU", 640)
     assert set(analyzer.models) == {"detection", "recognition", "landmark_3d_68", "landmark_2d_106"}
     assert analyzer.active_providers == ["CPUExecutionProvider"]
@@ -85,32 +85,32 @@ def test_grayscale_rgba_and_tiny_pictures_are_handled(analyzer):
     rgb = torch.from_numpy(paint_face(astronaut_bgr(), 256, 256, 56)[..., ::-1].copy()).float() / 255
     gray = rgb.mean(-1, keepdim=True)
     rgba = torch.cat([rgb, torch.ones_like(gray)], -1)
-    (as_rgba,) = images_to_bgr_uint8(rgba[None], "test", "images")
+    (as_rgba,) = images_to_bgr_uint8(rgba[None], "images")
     assert len(analyzer.analyze(as_rgba)) == 1
-    (as_gray,) = images_to_bgr_uint8(gray[None], "test", "images")
+    (as_gray,) = images_to_bgr_uint8(gray[None], "images")
     assert as_gray.shape == (512, 512, 3)
     analyzer.analyze(as_gray)  # magenta is gone in gray: no face, and no crash
     tiny = torch.from_numpy(paint_face(np.zeros((40, 40, 3), np.uint8), 24, 24, 16)[..., ::-1].copy()).float()[None] / 255
-    (small,) = images_to_bgr_uint8(tiny, "test", "images")
+    (small,) = images_to_bgr_uint8(tiny, "images")
     assert len(analyzer.analyze(small)) == 1  # detection up-samples it
     with pytest.raises(RealisIDInputError, match=r"photo 1 of 1 is only 4×4 pixels.*Fix:"):
-        images_to_bgr_uint8(torch.zeros(1, 4, 4, 3), "RealisID Face Analysis", "images")
+        images_to_bgr_uint8(torch.zeros(1, 4, 4, 3), "images")
 
 
 def test_selection_largest_by_index_and_left_to_right(analyzer):
     picture = paint_face(paint_face(np.full((512, 512, 3), 60, np.uint8), 384, 128, 60), 128, 384, 48)
     found = [analyzer.analyze(picture)]
-    everyone = select_faces(found, "all, left to right", 0, "n")
+    everyone = select_faces(found, "all, left to right", 0)
     assert [f.centre_x < 256 for f in everyone] == [True, False]
-    assert select_faces(found, "largest", 0, "n")[0].centre_x > 256
-    assert select_faces(found, "by index", 1, "n")[0].centre_x > 256
+    assert select_faces(found, "largest", 0)[0].centre_x > 256
+    assert select_faces(found, "by index", 1)[0].centre_x > 256
     with pytest.raises(RealisIDInputError, match=r"'index'.*photo 1 of 1 has 2 faces.*Fix: set index between 0 and 1"):
-        select_faces(found, "by index", 2, "RealisID Face Analysis")
+        select_faces(found, "by index", 2)
 
 
 def test_one_shared_analyzer_per_key_and_release():
     root = fake_insightface_root()
-    folder = find_pack_folder([root], "antelopev2", "test")
+    folder = find_pack_folder([root], "antelopev2")
     results = []
     threads = [threading.Thread(target=lambda: results.append(get_analyzer(folder, "antelopev2", "CPU", 320)))
                for _ in range(4)]
@@ -125,7 +125,7 @@ def test_one_shared_analyzer_per_key_and_release():
 
 def test_gpu_provider_falling_back_to_cpu_is_said_loudly(caplog):
     root = fake_insightface_root()
-    folder = find_pack_folder([root], "antelopev2", "test")
+    folder = find_pack_folder([root], "antelopev2")
     with caplog.at_level("WARNING", logger="RealisID"):
         analyzer = get_analyzer(folder, "antelopev2", "CUDA", 160)
     assert analyzer.active_providers == ["CPUExecutionProvider"]
@@ -135,8 +135,8 @@ def test_gpu_provider_falling_back_to_cpu_is_said_loudly(caplog):
         again = get_analyzer(folder, "antelopev2", "CUDA", 320)  # another analyzer, same fall-back: said once
     assert not [r for r in caplog.records if "asked for CUDAExecutionProvider" in r.message]
     release(again.key)
-    assert choose_providers("auto", ["CPUExecutionProvider"], "n") == ["CPUExecutionProvider"]
-    assert choose_providers("auto", ["ROCMExecutionProvider", "CPUExecutionProvider"], "n")[0] == "ROCMExecutionProvider"
+    assert choose_providers("auto", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert choose_providers("auto", ["ROCMExecutionProvider", "CPUExecutionProvider"])[0] == "ROCMExecutionProvider"
     release(analyzer.key)
 
 
@@ -151,12 +151,12 @@ def test_both_onnxruntime_builds_installed_is_named_with_the_fix(caplog, monkeyp
 
 def test_missing_pack_names_folder_and_files(tmp_path):
     with pytest.raises(RealisIDInputError) as err:
-        find_pack_folder([str(tmp_path)], "antelopev2", "RealisID Face Analysis Loader")
+        find_pack_folder([str(tmp_path)], "antelopev2")
     message = str(err.value)
     assert str(tmp_path / "models" / "antelopev2") in message and "scrfd_10g_bnkps.onnx" in message and "glintr100.onnx" in message
     write_pack(str(tmp_path), "buffalo_l", nested=True, skip=("w600k_r50.onnx",))
     with pytest.raises(RealisIDInputError, match=r"buffalo_l.*incomplete: w600k_r50.onnx missing.*Fix: put"):
-        find_pack_folder([str(tmp_path)], "buffalo_l", "RealisID Face Analysis Loader")
+        find_pack_folder([str(tmp_path)], "buffalo_l")
 
 
 def test_a_file_that_is_not_the_expected_model_is_named(tmp_path):

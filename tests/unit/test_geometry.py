@@ -99,7 +99,7 @@ def test_odd_latent_sizes_give_the_unet_shapes(h, w):
 
 @pytest.mark.parametrize("cx,cy", [(0, 0), (1, 0), (0, 1), (1, 1), (0.5, 0), (0.5, 1), (0, 0.5), (1, 0.5)])
 def test_faces_at_borders_and_corners_are_clipped(cx, cy):
-    locs = FaceLocations(torch.tensor([[cx, cy, 0.3, 0.3]], dtype=torch.float64), 512, 512).validated("t", "t")
+    locs = FaceLocations(torch.tensor([[cx, cy, 0.3, 0.3]], dtype=torch.float64), 512, 512).validated("t")
     reg = regions_from_locations(locs, 64, 64)
     x = torch.randn(1, 4, 64, 64)
     crop = crop_regions(x, reg, 64)

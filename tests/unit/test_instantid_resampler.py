@@ -19,7 +19,7 @@ def diffusers_projection(state):
 
 def test_published_resampler_equals_diffusers_ip_adapter_plus_projection():
     state = resampler_state(seed=5)
-    ours = resampler_from_state_dict(state, "ip-adapter.bin", "test")
+    ours = resampler_from_state_dict(state, "ip-adapter.bin")
     theirs = diffusers_projection(state)
     assert type(theirs).__name__ == "IPAdapterPlusImageProjection"
     # raw antelopev2 embeddings are ~20-30 long; a zero embedding is CFG's unconditional input
@@ -34,12 +34,12 @@ def test_published_resampler_equals_diffusers_ip_adapter_plus_projection():
 
 def test_sizes_come_from_the_shapes():
     sizes = dict(dim=256, depth=2, heads=4, num_queries=8, embedding_dim=128, output_dim=320, ff_mult=2)
-    ours = resampler_from_state_dict(resampler_state(seed=6, **sizes), "small.bin", "test")
+    ours = resampler_from_state_dict(resampler_state(seed=6, **sizes), "small.bin")
     assert (ours.embedding_width, ours.tokens, ours.width, len(ours.layers)) == (128, 8, 320, 2)
     assert ours.layers[0][0].heads == 4 and ours.layers[0][1][1].out_features == 512
     # diffusers' conversion reads the widths, heads and queries (it assumes depth 4 and feed-forward ×4)
     state = resampler_state(seed=6, **{**sizes, "depth": 4, "ff_mult": 4})
-    ours = resampler_from_state_dict(state, "small.bin", "test")
+    ours = resampler_from_state_dict(state, "small.bin")
     theirs = diffusers_projection(state)
     x = torch.randn(2, 128)
     with torch.no_grad():
@@ -48,11 +48,11 @@ def test_sizes_come_from_the_shapes():
 
 def test_project_gives_tokens_of_raw_embeddings_and_the_null_of_a_zero_embedding():
     state = resampler_state(seed=7)
-    resampler = resampler_from_state_dict(state, "ip-adapter.bin", "test")
+    resampler = resampler_from_state_dict(state, "ip-adapter.bin")
     photos = torch.randn(2, 512, generator=torch.Generator().manual_seed(2))
     raw_lengths = torch.tensor([22.0, 26.0])
-    identity = mean_identity(photos, "test", "images", norms=raw_lengths, pack="antelopev2")
-    tokens = project(resampler, identity, "test", raw=True)
+    identity = mean_identity(photos, "images", norms=raw_lengths, pack="antelopev2")
+    tokens = project(resampler, identity, raw=True)
     with torch.no_grad():
         # InstantID feeds the raw vector: the mean direction at the photos' mean raw length (24)
         torch.testing.assert_close(tokens.tokens, resampler(identity.embeddings * 24.0), rtol=1e-5, atol=1e-5)
@@ -69,4 +69,4 @@ def test_broken_resamplers_are_refused_with_the_reason(change, message):
     state = resampler_state(seed=8)
     change(state)
     with pytest.raises(RealisIDInputError, match=message):
-        resampler_from_state_dict(state, "broken.bin", "RealisID Load InstantID Adapter")
+        resampler_from_state_dict(state, "broken.bin")

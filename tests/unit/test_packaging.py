@@ -78,3 +78,25 @@ def test_nodes_use_relative_imports_for_the_pack():
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 assert node.module.split(".")[0] not in {"realisid_core"}, f"{path.name}: import {node.module} relatively"
+
+
+def node_modules():
+    """The modules of nodes/ that define nodes (the rest are shared helpers: inputs, models, controls, ...)."""
+    return {p.stem for p in (REPO / "nodes").glob("*.py")
+            if p.stem != "__init__" and "NODE_CLASS_MAPPINGS" in p.read_text()}
+
+
+def test_node_modules_import_only_shared_helpers_and_the_engine_never_each_other():
+    nodes = node_modules()
+    assert {"apply_local_branch", "instantid", "people"} <= nodes and "controls" not in nodes
+    for name in nodes:
+        tree = ast.parse((REPO / "nodes" / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                assert (node.module or "") not in nodes, f"nodes/{name}.py imports the node module {node.module}"
+
+
+def test_the_controls_declare_their_state_instead_of_growing_it_lazily():
+    text = (REPO / "nodes" / "controls.py").read_text()
+    assert "getattr(self" not in text and "previous_controlnet = None" not in text
+    assert "super().get_control" not in text

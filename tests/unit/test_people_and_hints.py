@@ -102,26 +102,26 @@ def test_branch_descriptions_travel_as_metadata_and_refuse_nonsense():
 
 def test_people_keep_their_order_and_refuse_places_from_pictures_of_other_shapes():
     people = People((person((0.7, 0.5, 0.1, 0.1)), person((0.2, 0.5, 0.1, 0.1), frame=None), person((0.5, 0.5, 0.2, 0.2))))
-    locations = people.locations("n")
+    locations = people.locations()
     assert locations.boxes[:, 0].tolist() == [0.7, 0.2, 0.5] and (locations.width, locations.height) == (128, 96)
     odd = People((person((0.5, 0.5, 0.1, 0.1), source="Location Guidance"),
                   person((0.5, 0.5, 0.1, 0.1), frame=(100, 100), source="the mask")))
     with pytest.raises(RealisIDInputError, match=r"person 2's place comes from a 100×100 picture \(the mask\)"):
-        odd.locations("n")
+        odd.locations()
     with pytest.raises(RealisIDInputError, match="at most 8"):
-        People(tuple(person((0.5, 0.5, 0.05, 0.05)) for _ in range(9))).locations("n")
+        People(tuple(person((0.5, 0.5, 0.05, 0.05)) for _ in range(9))).locations()
 
 
 def test_people_identities_all_or_none_with_their_null():
     t = IdentityTokens(torch.randn(1, 4, 8), torch.zeros(1, 4, 8))
     mixed = People((person((0.3, 0.5, 0.1, 0.1), tokens=t), person((0.7, 0.5, 0.1, 0.1))))
     with pytest.raises(RealisIDInputError, match="person 2 has no identity while others have one"):
-        mixed.identity_tokens(lambda i: None, "n")
+        mixed.identity_tokens(lambda i: None)
     both = People((person((0.3, 0.5, 0.1, 0.1), tokens=t), person((0.7, 0.5, 0.1, 0.1), tokens=t)))
-    joined = both.identity_tokens(lambda i: None, "n")
+    joined = both.identity_tokens(lambda i: None)
     assert joined.tokens.shape == (2, 4, 8) and torch.equal(joined.null, t.null)
     no_null = People((person((0.3, 0.5, 0.1, 0.1), tokens=IdentityTokens(torch.randn(1, 4, 8))),))
     with pytest.raises(RealisIDInputError, match="no null identity"):
-        no_null.identity_tokens(lambda i: None, "n")
-    assert People((person((0.3, 0.5, 0.1, 0.1)),)).identity_tokens(lambda i: None, "n") is None
+        no_null.identity_tokens(lambda i: None)
+    assert People((person((0.3, 0.5, 0.1, 0.1)),)).identity_tokens(lambda i: None) is None
     assert math.isclose(float(both.strengths()[0]), 1.0)

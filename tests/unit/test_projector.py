@@ -22,8 +22,8 @@ def test_tokens_and_width_come_from_the_file_and_projection_matches(tmp_path):
     reference = save_projector(tmp_path / "proj.safetensors", tokens=6, width=320, prefix="id_proj.")
     projector = load_projector(str(tmp_path / "proj.safetensors"))
     assert (projector.tokens, projector.width, projector.embedding_width) == (6, 320, 512)
-    identity = mean_identity(torch.randn(3, 512), "n", "i")
-    tokens = project(projector, identity, "n")
+    identity = mean_identity(torch.randn(3, 512), "i")
+    tokens = project(projector, identity)
     assert tokens.tokens.shape == (1, 6, 320) and tokens.width == 320
     with torch.no_grad():
         assert torch.allclose(tokens.tokens, reference(identity.embeddings), atol=1e-6)
@@ -52,7 +52,7 @@ def test_a_file_that_is_not_a_projector_is_named(tmp_path):
 
 def test_embedding_width_mismatch_is_an_error(tmp_path):
     with pytest.raises(RealisIDInputError, match="512-wide embeddings but the projector takes 128"):
-        project(IDProjector(128, 2, 64), mean_identity(torch.randn(1, 512), "n", "i"), "RealisID Identity Tokens")
+        project(IDProjector(128, 2, 64), mean_identity(torch.randn(1, 512), "i"))
 
 
 def test_a_projector_nothing_uses_is_freed(tmp_path):
@@ -68,12 +68,12 @@ def test_raw_projection_feeds_the_recogniser_length():
     """InstantID's projector takes raw recogniser vectors: their length is kept through the photos' mean."""
     projector = IDProjector(512, 2, 64).eval()
     raw = torch.nn.functional.normalize(torch.randn(3, 512), dim=-1) * torch.tensor([[20.0], [24.0], [28.0]])
-    identity = mean_identity(raw, "n", "i", norms=raw.norm(dim=-1))
+    identity = mean_identity(raw, "i", norms=raw.norm(dim=-1))
     assert torch.allclose(identity.raw().norm(), torch.tensor(24.0))
     with torch.no_grad():
         expected = projector(identity.raw())
-    assert torch.allclose(project(projector, identity, "n", raw=True).tokens, expected, atol=1e-5)
-    assert not torch.allclose(project(projector, identity, "n").tokens, expected, atol=1e-3)
+    assert torch.allclose(project(projector, identity, raw=True).tokens, expected, atol=1e-5)
+    assert not torch.allclose(project(projector, identity).tokens, expected, atol=1e-3)
 
 
 # --- files that are not complete safetensors files (issue 11 item 10) ---

@@ -41,12 +41,12 @@ def test_reading_order_groups_pictures_first():
 
 def test_select_by_index_counts_photos_and_faces_from_one():
     photos = [[face(100, 100)], [face(100, 100, index=1), face(400, 100, index=1)], []]
-    assert select_faces(photos[1:2], "by index", 1, "n")[0].centre_x == 400
+    assert select_faces(photos[1:2], "by index", 1)[0].centre_x == 400
     with pytest.raises(RealisIDInputError, match=r"input 'index': index 1 asks for face 2 in reading order, but "
                                                  r"photo 1 of 3 has 1 face \(index 0 is face 1.*"
                                                  r"Fix: set index between 0 and 0"):
-        select_faces(photos, "by index", 1, "RealisID Face Analysis")
-    message = str(pytest.raises(RealisIDInputError, select_faces, photos, "by index", 2, "n").value)
+        select_faces(photos, "by index", 1)
+    message = str(pytest.raises(RealisIDInputError, select_faces, photos, "by index", 2).value)
     assert "photo 1 of 3" in message and "image 0" not in message
 
 
@@ -54,10 +54,10 @@ def test_a_layout_photo_without_faces_is_named_as_photo_n():
     faces = Faces((face(100, 100, index=0), face(100, 100, index=2)), ((800, 600),) * 3)
     with pytest.raises(RealisIDInputError, match=r"'image_index': photo 2 of 3 of the layout \(image_index 1\) has no "
                                                  r"face; faces were found in photo 1, photo 3 \(image_index 0, 2\)"):
-        locations_from_faces(faces, 1, "RealisID Locations From Faces")
+        locations_from_faces(faces, 1)
     # a column of faces in the layout photo: person 1 is the top one
     column = Faces((face(400, 450), face(401, 150)), ((800, 600),))
-    assert locations_from_faces(column, 0, "n").boxes[:, 1].tolist() == [150 / 600, 450 / 600]
+    assert locations_from_faces(column, 0).boxes[:, 1].tolist() == [150 / 600, 450 / 600]
 
 
 def test_mask_regions_in_a_column_are_read_top_to_bottom():
@@ -67,7 +67,7 @@ def test_mask_regions_in_a_column_are_read_top_to_bottom():
     mask[200:260, 100:160] = 1.0   # bottom blob, its centre a pixel left of the top one's
     mask[40:100, 101:161] = 1.0    # top blob
     mask[120:180, 300:360] = 1.0   # a second column
-    locations = locations_from_mask(mask, "n")
+    locations = locations_from_mask(mask)
     assert [round(float(v) * 300) for v in locations.boxes[:, 1]] == [70, 230, 150]
 
 

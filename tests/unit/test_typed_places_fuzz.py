@@ -23,13 +23,13 @@ PERSON = "RealisID Person"
 ])
 def test_a_person_box_with_words_or_wrong_numbers_is_a_clear_error(text, says):
     with pytest.raises(RealisIDInputError) as refused:
-        box_from_fractions(text, PERSON, "box")
+        box_from_fractions(text, "box")
     assert str(refused.value).startswith(f"{PERSON}: input 'box': ") and says in str(refused.value)
 
 
 def test_a_typed_box_reads_commas_and_spaces():
-    assert box_from_fractions("0.5, 0.4,0.3 0.2", PERSON, "box") == (0.5, 0.4, 0.3, 0.2)
-    assert box_from_fractions(["0.5", 0.4, 0.3, "0.2"], PERSON, "box") == (0.5, 0.4, 0.3, 0.2)
+    assert box_from_fractions("0.5, 0.4,0.3 0.2", "box") == (0.5, 0.4, 0.3, 0.2)
+    assert box_from_fractions(["0.5", 0.4, 0.3, "0.2"], "box") == (0.5, 0.4, 0.3, 0.2)
 
 
 WORDS = ["0.5", "0.4", "0.25", "0.3", "1", "0", "-0.2", "1e999", "-1e999", "nan", "inf", "1_0", "0x10", "abc", "é",
@@ -73,7 +73,7 @@ def test_fuzz_box_text_gives_a_box_or_a_clear_error():
         words = GOOD[:-1] if rng.random() < 0.3 else WORDS
         text = rng.choice([" ", ",", ", "]).join(rng.choice(words) for _ in range(rng.choice([3, 4, 4, 4, 5])))
         try:
-            box = box_from_fractions(text, PERSON, "box")
+            box = box_from_fractions(text, "box")
         except RealisIDInputError as exc:
             assert str(exc).startswith(f"{PERSON}: input 'box': ")
             continue
