@@ -160,7 +160,7 @@ def load_adapter(path: str) -> InstantIDAdapter:
     name = os.path.basename(path)
 
     def load():
-        adapter = adapter_from_file(read_adapter_file(path, None), name)
+        adapter = adapter_from_file(read_adapter_file(path), name)
         log.info("RealisID: loaded InstantID adapter %s: Resampler %d → %d tokens × %d, %s", name,
                  adapter.resampler.embedding_width, adapter.resampler.tokens, adapter.resampler.width,
                  adapter.describe())

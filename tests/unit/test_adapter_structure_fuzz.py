@@ -17,7 +17,7 @@ def published():
 
 
 def read(data):
-    return adapter_from_file(split_adapter_state(data, "ip-adapter.bin", "n"), "ip-adapter.bin", "n")
+    return adapter_from_file(split_adapter_state(data, "ip-adapter.bin"), "ip-adapter.bin")
 
 
 def mutate(rng: random.Random, data: dict) -> dict:

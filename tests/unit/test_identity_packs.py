@@ -15,11 +15,11 @@ from realisid_core.people.people import people_from_locations
 
 def person(pack, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return mean_identity(torch.randn(2, 512, generator=g), "RealisID Identity", "images", norms=[20.0, 22.0], pack=pack)
+    return mean_identity(torch.randn(2, 512, generator=g), "images", norms=[20.0, 22.0], pack=pack)
 
 
 def test_the_pack_survives_mean_join_and_each_person():
-    joined = join_identities([person("antelopev2", 1), person("antelopev2", 2)], "RealisID Identity Batch")
+    joined = join_identities([person("antelopev2", 1), person("antelopev2", 2)])
     assert joined.pack == "antelopev2" and joined.person(1).pack == "antelopev2"
     people = people_from_locations(parse_locations("0.3 0.4 0.2\n0.7 0.4 0.2", 512, 512), identity=joined)
     assert [p.identity.pack for p in people.persons] == ["antelopev2", "antelopev2"]
@@ -27,15 +27,15 @@ def test_the_pack_survives_mean_join_and_each_person():
 
 def test_a_batch_mixing_recognisers_is_refused_naming_them():
     with pytest.raises(RealisIDInputError) as refused:
-        join_identities([person("antelopev2"), person("buffalo_l", 1)], "RealisID Identity Batch")
+        join_identities([person("antelopev2"), person("buffalo_l", 1)])
     message = str(refused.value)
-    assert message.startswith("RealisID Identity Batch: input 'identity': the identities were made with different "
+    assert message.startswith("input 'identity': the identities were made with different "
                               "face-analysis packs (identity 1: antelopev2, identity 2: buffalo_l)")
     assert "Fix: make every identity with the same pack" in message
 
 
 def test_an_unknown_pack_in_a_batch_makes_the_batch_unknown():
-    assert join_identities([person("antelopev2"), person(None, 1)], "n").pack is None
+    assert join_identities([person("antelopev2"), person(None, 1)]).pack is None
 
 
 def save_projector(path, pack=None, record=True):
@@ -48,17 +48,17 @@ def save_projector(path, pack=None, record=True):
 def test_realisids_projector_refuses_identities_of_another_pack(tmp_path):
     projector = load_projector(save_projector(tmp_path / "p.safetensors", "antelopev2"))
     assert projector.pack == "antelopev2"
-    assert project(projector, person("antelopev2"), "n").count == 1
-    with pytest.raises(RealisIDInputError, match=r"RealisID Identity Tokens: input 'identity': the identity was made "
+    assert project(projector, person("antelopev2")).count == 1
+    with pytest.raises(RealisIDInputError, match=r"input 'identity': the identity was made "
                                                  r"with the buffalo_l pack, but the ID projector was trained on "
                                                  r"antelopev2 embeddings.*Fix: choose 'antelopev2'"):
-        project(projector, person("buffalo_l"), "RealisID Identity Tokens")
+        project(projector, person("buffalo_l"))
 
 
 def test_a_projector_that_does_not_say_takes_any_pack(tmp_path):
     for i, kwargs in enumerate(({}, {"record": False})):
         projector = load_projector(save_projector(tmp_path / f"q{i}.safetensors", **kwargs))
-        assert projector.pack is None and project(projector, person("buffalo_l"), "n").count == 1
+        assert projector.pack is None and project(projector, person("buffalo_l")).count == 1
 
 
 @pytest.mark.parametrize("text, says", [("{no", "is not a JSON object"), (json.dumps({"pack": 5}), "field 'pack' is 5")])

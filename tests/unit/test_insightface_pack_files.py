@@ -28,7 +28,7 @@ def test_a_damaged_onnx_file_is_named_with_the_fix(good_pack, tmp_path, damage):
     data = target.read_bytes()
     target.write_bytes({"empty": b"", "cut": data[: len(data) // 3], "foreign": b"<html>404 Not Found</html>"}[damage])
     with pytest.raises(RealisIDInputError) as refused:
-        get_analyzer(find_pack_folder([str(root)], "buffalo_l", "n"), "buffalo_l", "CPU", 640, "Loader")
+        get_analyzer(find_pack_folder([str(root)], "buffalo_l"), "buffalo_l", "CPU", 640)
     message = str(refused.value)
     assert f"{os.path.join(str(folder), 'w600k_r50.onnx')} is not a readable ONNX model" in message
     assert "Fix: replace it with the original w600k_r50.onnx of the buffalo_l pack" in message
