@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import re
 
+from realisid_core.models.description import MARGIN_RANGE
+
 from .config import (EXPORT_DTYPES, FAMILIES, GLOBAL_CONTEXTS, LR_SCHEDULERS, MIXED_PRECISION, SCALE_DISTRIBUTIONS,
                      VAE_DTYPES, Config, ConfigError)
 
@@ -99,8 +101,9 @@ def _local(c: Config) -> None:
                fix=fix + "; the nodes run a local branch only at up to this size")
         if lo.working_size % 8:
             refuse("local.working_size", lo.working_size, "not a multiple of 8 latent cells", fix)
-    _range("local.margin", lo.margin, 1, 8,
-           fix="set at least 1 (the crop must hold the whole face box), e.g. 1.6")
+    _range("local.margin", lo.margin, *MARGIN_RANGE,
+           fix=f"set {MARGIN_RANGE[0]:g} to {MARGIN_RANGE[1]:g} (the crop holds the whole face box; the nodes "
+               "load no branch with a wider margin), e.g. 1.6")
     _range("local.feather", lo.feather, 0, 0.5, fix="set a fraction of the crop from 0 to 0.5, e.g. 0.15")
 
 

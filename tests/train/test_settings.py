@@ -44,6 +44,7 @@ OUT_OF_RANGE = [
     ("local.working_size", -8, "out of range"),
     ("local.margin", 0.0, "out of range"),
     ("local.margin", -1.6, "out of range"),
+    ("local.margin", 4.5, "out of range"),  # the loader refuses a branch described with a margin over 4
     ("local.feather", 0.8, "out of range"),
     ("global.context", "image", "not a known value"),
     ("identity.tokens", 0, "out of range"),
