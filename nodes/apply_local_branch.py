@@ -1,4 +1,6 @@
 """RealisID Apply Local Branch: identity and pose-expression control at full detail on every face."""
+import logging
+
 from ..realisid_core.errors import RealisIDInputError
 from .conditioning import local_branch_conditioning
 from .controls import controlnet_layout
@@ -6,6 +8,7 @@ from .inputs import FEATHER, ID_PROJECTOR, STRENGTH_AND_WINDOW, WORKING_SIZE, ch
 from .models import description_of, projecting
 
 NODE = "RealisID Apply Local Branch"
+log = logging.getLogger("RealisID")
 
 
 def local_identity(described, people, id_projector):
@@ -56,6 +59,9 @@ class RealisIDApplyLocalBranch:
                                      "InstantID's own projector, which this node does not have",
                                      fix="use RealisID Apply InstantID with InstantID's adapter (ip-adapter.bin)")
         controlnet_layout(control_net)
+        if described.feather is not None and abs(described.feather - feather) > 1e-6:
+            log.info("RealisID: %s: %s was trained with feather %g; sampling with %g", NODE, described.name,
+                     described.feather, feather)
         tokens = local_identity(described, people, id_projector)
         return local_branch_conditioning(positive, negative, control_net, described, people, tokens, strength,
                                          start_percent, end_percent, working_size, feather, NODE)

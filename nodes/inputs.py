@@ -23,7 +23,8 @@ WORKING_SIZES = {"as trained": 1.0, "smaller (0.75×, faster)": 0.75, "larger (1
 
 FEATHER = ("FLOAT", {"default": 0.15, "min": 0.0, "max": 0.5, "step": 0.01,
                      "tooltip": "How softly each face's effect fades out towards the edge of its square, as a fraction "
-                                "of the square: 0 = a hard edge, 0.15 = a soft blend into the rest of the picture."})
+                                "of the square: 0 = a hard edge, 0.15 = a soft blend into the rest of the picture. A crop edge on the picture's own "
+                                "border is never feathered. The log says when a branch was trained with another feather."})
 
 
 ID_PROJECTOR = ("REALISID_ID_PROJECTOR", {"tooltip": "Turns the people's identities from photos into what this "
