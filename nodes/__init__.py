@@ -19,6 +19,7 @@ NODE_MODULES = (
     "pose_expression",
     "locations_from_pictures",
     "instantid",
+    "infiniteyou",
 )
 
 NODE_CLASS_MAPPINGS = {}

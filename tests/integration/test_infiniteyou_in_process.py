@@ -39,7 +39,7 @@ def pack(latent):
     return latent.view(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, h * w // 4, c * 4)
 
 
-def diffusers_residuals(model, x):
+def diffusers_residuals(model, x, t=T):
     """InfuseNet called as InfiniteYou's FluxInfuseNetPipeline calls it."""
     b, _, h, w = x["latent"].shape
     ids = torch.zeros(h // 2, w // 2, 3)
@@ -47,7 +47,7 @@ def diffusers_residuals(model, x):
     ids[..., 2] += torch.arange(w // 2)[None, :]
     with torch.no_grad():
         double, single = model(hidden_states=pack(x["latent"]), controlnet_cond=pack(x["hint"]), conditioning_scale=1.0,
-                               timestep=torch.full((b,), T), guidance=torch.full((b,), 1.0),
+                               timestep=torch.full((b,), t), guidance=torch.full((b,), 1.0),
                                pooled_projections=x["pooled"], encoder_hidden_states=x["tokens"],
                                txt_ids=torch.zeros(8, 3), img_ids=ids.reshape(-1, 3), return_dict=False)
     return double, single
@@ -77,3 +77,118 @@ def test_infusenet_through_comfyuis_loader_equals_diffusers_forward(infuse):
     # each residual serves ceil(19/n) double and ceil(38/m) single blocks: one tensor, repeated
     assert all(r is out["input"][0] for r in out["input"]) and all(r is out["output"][0] for r in out["output"])
     assert pack_module("realisid_core.models.infuse").repeats(19, config["num_layers"]) == 19
+
+
+# ---------------------------------------------------------------- the local branch on FLUX's tokens
+
+KEYPOINTS = np.array([[-0.2, -0.12], [0.2, -0.12], [0.0, 0.08], [-0.15, 0.25], [0.15, 0.25]])  # box frame
+SIGMA = 0.6
+
+
+def draw_kps_reference(size, kps, stick=4, radius=10):
+    """InfiniteYou's draw_kps (pipelines/pipeline_infu_flux.py), written from its description; its pixel
+    sizes (stick 4, radius 10) are for a ~1024-pixel frame, and RealisID draws a crop as that frame."""
+    import cv2
+    import math
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255)]
+    out = np.zeros([size, size, 3])
+    for a, b in ((0, 2), (1, 2), (3, 2), (4, 2)):
+        x, y = kps[[a, b], 0], kps[[a, b], 1]
+        length = ((x[0] - x[1]) ** 2 + (y[0] - y[1]) ** 2) ** 0.5
+        angle = math.degrees(math.atan2(y[0] - y[1], x[0] - x[1]))
+        polygon = cv2.ellipse2Poly((int(np.mean(x)), int(np.mean(y))), (int(length / 2), stick), int(angle), 0, 360, 1)
+        out = cv2.fillConvexPoly(out.copy(), polygon, colours[a])
+    out = (out * 0.6).astype(np.uint8)
+    for k, (x, y) in enumerate(kps):
+        out = cv2.circle(out.copy(), (int(x), int(y)), radius, colours[k], -1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def flux(infuse):
+    import comfy.sd
+    import comfy.supported_models
+    import comfy.utils
+    config = comfy.supported_models.Flux(dict(flux_models.FLUX_TEST_UNET))
+    config.set_inference_dtype(torch.float32, None)
+    model = config.get_model({}, device="meta")  # shapes and model sampling only
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(flux_models.flux_vae())))
+    import folder_paths
+    folder = flux_models.image_proj_bin().parent
+    folder_paths.add_model_folder_path("infinite_you", str(folder))
+    projector = host_node("RealisID_LoadInfiniteYouProjector").load("image_proj_model.bin")[0]
+    yield {"model": model, "vae": vae, "projector": projector, "folder": folder}
+    folder_paths.folder_names_and_paths["infinite_you"][0].remove(str(folder))
+
+
+def identity(seed, pack="arcface-ir-se50"):
+    core = pack_module("realisid_core.people.identity")
+    return core.Identity(core.unit(torch.randn(1, 512, generator=torch.Generator().manual_seed(seed))), None, pack)
+
+
+def people(boxes, identities, frame=(128, 128), strengths=None):
+    core = pack_module("realisid_core.people.people")
+    pose = pack_module("realisid_core.faces.pose").FacePose
+    persons = []
+    for k, (box, ident) in enumerate(zip(boxes, identities)):
+        cx, cy, w, h = box
+        px = np.array([cx * frame[0], cy * frame[1]])
+        side = max(w * frame[0], h * frame[1])
+        face_box = (px[0] - side / 2, px[1] - side / 2, px[0] + side / 2, px[1] + side / 2)
+        persons.append(core.Person(core.Place(tuple(box), frame, "test"), identity=ident,
+                                   pose=pose.from_points(KEYPOINTS * side + px, face_box),
+                                   strength=1.0 if strengths is None else strengths[k]))
+    return core.People(tuple(persons))
+
+
+def flux_conditioning(seed):
+    g = torch.Generator().manual_seed(seed)
+    return [[torch.randn(1, 16, 4096, generator=g), {"pooled_output": torch.randn(1, 768, generator=g),
+                                                     "guidance": 3.5}]]
+
+
+def apply(infuse, flux, crowd, strength=0.8, working_size=32, feather=0.0, control_net=None, model=None):
+    return host_node("RealisID_ApplyInfiniteYou").apply(
+        model or flux_patcher(flux), flux_conditioning(1), flux_conditioning(2), control_net or infuse["comfy"],
+        flux["projector"], crowd, flux["vae"], strength, 0.0, 1.0, working_size, feather, 1.0)
+
+
+def flux_patcher(flux):
+    import comfy.model_patcher
+    cpu = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(flux["model"], load_device=cpu, offload_device=cpu)
+
+
+def control_of(positive, flux):
+    control = positive[0][1]["control"]
+    control.pre_run(flux["model"], lambda p: flux["model"].model_sampling.percent_to_sigma(p))
+    return control
+
+
+def call(control, x, kinds=(0,), area=None):
+    cond = {"c_crossattn": torch.randn(x.shape[0], 16, 4096), "y": torch.randn(x.shape[0], 768),
+            "guidance": torch.full((x.shape[0],), 3.5)}
+    if area is not None:
+        cond["realisid_area"] = torch.tensor([area], dtype=torch.float32).repeat(x.shape[0], 1)
+    with torch.no_grad():
+        return control.get_control(x, torch.full((x.shape[0],), SIGMA), cond, 1, {"cond_or_uncond": list(kinds)}), cond
+
+
+def test_one_face_whose_crop_is_the_whole_frame_equals_infusenet_on_the_whole_frame(infuse, flux):
+    margin = pack_module("realisid_core.models.infuse").INFINITEYOU_INFUSENET.margin
+    side = 1 / margin  # the face's crop square is the whole 32×32-cell (256 px) frame
+    ident = identity(3)
+    crowd = people([(0.5, 0.5, side, side)], [ident], frame=(256, 256))
+    positive, _ = apply(infuse, flux, crowd, strength=0.8, working_size=32)
+    control = control_of(positive, flux)
+    x = torch.randn(1, 16, 32, 32, generator=torch.Generator().manual_seed(5))
+    out, cond = call(control, x)
+    # InfiniteYou's way: keypoints drawn on the whole frame, VAE-encoded, InfuseNet with the tokens as context
+    kps = KEYPOINTS * 256 * side + 128
+    pixels = torch.from_numpy(draw_kps_reference(256, kps, stick=1, radius=2)).float()[None] / 255  # 4, 10 ×256/1024
+    hint = control.latent_format.process_in(flux["vae"].encode(pixels))
+    tokens = pack_module("realisid_core.models.projector").project(flux["projector"].model, ident, "test").tokens
+    double, single = diffusers_residuals(infuse["diffusers"], dict(latent=x, hint=hint, tokens=tokens,
+                                                                   pooled=cond["y"]), t=SIGMA)
+    assert out["input"][0].shape == (1, 256, 3072) and len(out["input"]) == 19 and len(out["output"]) == 38
+    assert close(out["input"][0], 0.8 * double[0], rel=1e-3) and close(out["output"][0], 0.8 * single[0], rel=1e-3)
