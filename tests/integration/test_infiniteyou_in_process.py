@@ -166,7 +166,9 @@ def control_of(positive, flux):
 
 
 def call(control, x, kinds=(0,), area=None):
-    cond = {"c_crossattn": torch.randn(x.shape[0], 16, 4096), "y": torch.randn(x.shape[0], 768),
+    g = torch.Generator().manual_seed(0)  # the same text on every row and call
+    cond = {"c_crossattn": torch.randn(1, 16, 4096, generator=g).expand(x.shape[0], -1, -1),
+            "y": torch.randn(1, 768, generator=g).expand(x.shape[0], -1),
             "guidance": torch.full((x.shape[0],), 3.5)}
     if area is not None:
         cond["realisid_area"] = torch.tensor([area], dtype=torch.float32).repeat(x.shape[0], 1)
@@ -192,3 +194,111 @@ def test_one_face_whose_crop_is_the_whole_frame_equals_infusenet_on_the_whole_fr
                                                                    pooled=cond["y"]), t=SIGMA)
     assert out["input"][0].shape == (1, 256, 3072) and len(out["input"]) == 19 and len(out["output"]) == 38
     assert close(out["input"][0], 0.8 * double[0], rel=1e-3) and close(out["output"][0], 0.8 * single[0], rel=1e-3)
+
+
+def test_strength_zero_leaves_the_conditioning_untouched(infuse, flux):
+    crowd = people([(0.3, 0.4, 0.2, 0.2)], [identity(1)])
+    positive, negative = flux_conditioning(1), flux_conditioning(2)
+    out = host_node("RealisID_ApplyInfiniteYou").apply(flux_patcher(flux), positive, negative, infuse["comfy"],
+                                                       flux["projector"], crowd, flux["vae"], 0.0, 0.0, 1.0, 32, 0.15,
+                                                       1.0)
+    assert out[0] is positive and out[1] is negative
+
+
+def test_cfgs_unconditional_rows_get_no_infusenet_and_an_area_without_faces_gets_none(infuse, flux):
+    crowd = people([(0.25, 0.25, 0.2, 0.2), (0.7, 0.6, 0.25, 0.25)], [identity(1), identity(2)], frame=(256, 256))
+    control = control_of(apply(infuse, flux, crowd, working_size=32, feather=0.15)[0], flux)
+    x = torch.randn(2, 16, 32, 32, generator=torch.Generator().manual_seed(2))
+    both, _ = call(control, x, kinds=(0, 1))
+    alone, _ = call(control, x[:1], kinds=(0,))
+    assert torch.allclose(both["input"][0][:1], alone["input"][0], atol=1e-5)
+    assert torch.count_nonzero(both["input"][0][1]) == 0 and torch.count_nonzero(both["output"][0][1]) == 0
+    assert both["input"][0] is both["input"][18]  # the 19 double blocks still share one pasted tensor
+    only_uncond, _ = call(control, x[:1], kinds=(1,))
+    assert only_uncond is None
+    # a Set Area conditioning over the picture's top-right corner, where no face is
+    corner, _ = call(control, x[:1, :, :8, :8], area=(0, 24, 8, 8))
+    assert corner is None
+    control.cleanup()
+
+
+def test_residuals_stay_inside_each_faces_square(infuse, flux):
+    crowd = people([(0.25, 0.25, 0.15, 0.15)], [identity(1)], frame=(256, 256))
+    control = control_of(apply(infuse, flux, crowd, working_size=32, feather=0.0)[0], flux)
+    out, _ = call(control, torch.randn(1, 16, 32, 32))
+    grid = out["input"][0].reshape(16, 16, 3072).abs().sum(-1)
+    # the square: side 2×0.15×32 = 9.6 cells around (8, 8) → cells 3.2..12.8 → patches 1..6
+    assert torch.count_nonzero(grid[7:, :]) == 0 and torch.count_nonzero(grid[:, 7:]) == 0
+    assert torch.count_nonzero(grid[2:6, 2:6]) == 16
+
+
+def test_an_interrupt_stops_the_branch_between_chunks(infuse, flux):
+    import comfy.model_management
+    crowd = people([(0.3, 0.3, 0.2, 0.2)], [identity(1)], frame=(256, 256))
+    control = control_of(apply(infuse, flux, crowd, working_size=32)[0], flux)
+    comfy.model_management.interrupt_current_processing(True)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            call(control, torch.randn(1, 16, 32, 32))
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+
+
+def test_memory_asked_of_comfyui_counts_the_face_crops(infuse, flux):
+    one = control_of(apply(infuse, flux, people([(0.3, 0.3, 0.2, 0.2)], [identity(1)]))[0], flux)
+    four = control_of(apply(infuse, flux, people([(0.2 + 0.2 * k, 0.5, 0.1, 0.1) for k in range(4)],
+                                                 [identity(k) for k in range(4)]))[0], flux)
+    assert four.inference_memory_requirements(torch.float32) > one.inference_memory_requirements(torch.float32) > 0
+
+
+# ---------------------------------------------------------------- refusals
+
+def test_an_sd_controlnet_on_infiniteyou_is_refused(infuse, flux):
+    import comfy.controlnet
+    from fixtures import tiny_models
+    sd_cn = comfy.controlnet.load_controlnet(str(tiny_models.sd15_controlnet()))
+    with pytest.raises(Exception, match="not a FLUX ControlNet"):
+        apply(infuse, flux, people([(0.3, 0.3, 0.2, 0.2)], [identity(1)]), control_net=sd_cn)
+
+
+def test_infusenet_on_an_sdxl_model_is_refused(infuse, flux):
+    import comfy.model_patcher
+    import comfy.supported_models
+    from fixtures import instantid_models
+    config = comfy.supported_models.Segmind_Vega(dict(instantid_models.VEGA_UNET))
+    config.set_inference_dtype(torch.float32, None)
+    sdxl = comfy.model_patcher.ModelPatcher(config.get_model({}, device="meta"), load_device="cpu", offload_device="cpu")
+    with pytest.raises(Exception, match="ControlNet for FLUX"):
+        apply(infuse, flux, people([(0.3, 0.3, 0.2, 0.2)], [identity(1)]), model=sdxl)
+
+
+def test_an_identity_made_with_antelopev2_is_refused(infuse, flux):
+    with pytest.raises(Exception, match="antelopev2 recogniser.*IR-SE50"):
+        apply(infuse, flux, people([(0.3, 0.3, 0.2, 0.2)], [identity(1, pack="antelopev2")]))
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("this ran",))
+
+
+def test_a_projector_pickle_holding_code_is_refused_unrun(flux, tmp_path, capsys):
+    bad = flux["folder"] / "realisid_test_code.bin"
+    torch.save({"image_proj": {"latents": Payload()}}, bad)
+    try:
+        with pytest.raises(Exception, match="could run code"):
+            host_node("RealisID_LoadInfiniteYouProjector").load("realisid_test_code.bin")
+        assert "this ran" not in capsys.readouterr().out
+    finally:
+        bad.unlink()
+
+
+def test_an_instantid_adapter_as_projector_is_refused_for_its_width(flux):
+    from fixtures import instantid_models
+    name = "realisid_test_instantid_as_projector.bin"
+    torch.save({"image_proj": instantid_models.resampler_state(1, dim=128, heads=2)}, flux["folder"] / name)
+    try:
+        with pytest.raises(Exception, match="2048-wide tokens"):
+            host_node("RealisID_LoadInfiniteYouProjector").load(name)
+    finally:
+        (flux["folder"] / name).unlink()
