@@ -20,6 +20,7 @@ NODE_MODULES = (
     "locations_from_pictures",
     "instantid",
     "infiniteyou",
+    "recogniser",
 )
 
 NODE_CLASS_MAPPINGS = {}

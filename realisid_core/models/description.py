@@ -79,7 +79,4 @@ def guess_known_kind(path: str) -> str | None:
     lowered = path.replace("\\", "/").lower()
     return next((kind for hint, kind in KNOWN_NAME_HINTS.items() if hint in lowered), None)
 
-# FLUX: InfiniteYou's InfuseNet (its facts live in models/infuse.py)
-from .infuse import INFINITEYOU_INFUSENET, INFUSENET_KIND, INFUSENET_NAME_HINTS  # noqa: E402
-KNOWN_CONTROLNETS[INFUSENET_KIND] = INFINITEYOU_INFUSENET
-KNOWN_NAME_HINTS.update(INFUSENET_NAME_HINTS)
+from . import infuse as _flux_kinds  # noqa: E402,F401 — registers InfiniteYou's InfuseNet (FLUX facts live there)

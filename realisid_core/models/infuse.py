@@ -19,7 +19,7 @@ import torch
 
 from ..cache import SharedModels
 from ..errors import RealisIDInputError
-from .description import BranchDescription
+from .description import KNOWN_CONTROLNETS, KNOWN_NAME_HINTS, BranchDescription
 from .instantid import unpickler_reason
 from .resampler import Resampler, resampler_from_state_dict
 
@@ -43,6 +43,8 @@ INFINITEYOU_INFUSENET = BranchDescription(
 # InfiniteYou draws its five keypoints with InstantID's draw_kps (same colours, stick width 4, dimmed
 # limbs, radius-10 points: pipelines/pipeline_infu_flux.py), so the hint format is InstantID's.
 INFUSENET_NAME_HINTS = {"infusenet": INFUSENET_KIND, "infinite_you": INFUSENET_KIND, "infiniteyou": INFUSENET_KIND}
+KNOWN_CONTROLNETS[INFUSENET_KIND] = INFINITEYOU_INFUSENET
+KNOWN_NAME_HINTS.update(INFUSENET_NAME_HINTS)
 
 # crop sides (latent cells) offered for FLUX: whole 2×2 patches; 128 = 1024 px, FLUX's training size
 WORKING_SIZE_LOW, WORKING_SIZE_HIGH, WORKING_SIZE_STEP = 32, 192, 16

@@ -302,3 +302,32 @@ def test_an_instantid_adapter_as_projector_is_refused_for_its_width(flux):
             host_node("RealisID_LoadInfiniteYouProjector").load(name)
     finally:
         (flux["folder"] / name).unlink()
+
+
+# ---------------------------------------------------------------- the IR-SE50 identity
+
+def test_an_identity_made_with_ir_se50_is_the_recognisers_vector_of_the_aligned_face(infuse, flux):
+    pytest.importorskip("insightface")
+    skimage_data = pytest.importorskip("skimage.data")
+    import folder_paths
+    from fixtures.fake_insightface import fake_insightface_root, paint_face
+    folder_paths.add_model_folder_path("insightface", fake_insightface_root())
+    pth = flux_models.ir_se50_pth()
+    folder_paths.add_model_folder_path("facexlib", str(pth.parent))
+    try:
+        bgr = paint_face(np.ascontiguousarray(skimage_data.astronaut()[..., ::-1]), 384, 128, 60)
+        image = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).float()[None] / 255
+        analyzer = host_node("RealisID_FaceAnalysisLoader").load("antelopev2", "CPU", "640")[0]
+        recogniser = host_node("RealisID_LoadFaceRecogniser").load(pth.name)[0]
+        assert host_node("RealisID_LoadFaceRecogniser").load(pth.name)[0] is recogniser  # one shared copy
+        ident = host_node("RealisID_IdentityIRSE50").identify(analyzer, recogniser, image, "error")[0]
+        assert ident.pack == "arcface-ir-se50" and ident.embeddings.shape == (1, 512)
+        face = max(analyzer.analyze(bgr), key=lambda f: f.area)
+        ir = pack_module("realisid_core.models.arcface_ir_se50")
+        expected = ir.embed(ir.load_recogniser(str(pth), "test"), [bgr], [face.keypoints], "test")
+        assert torch.allclose(ident.embeddings, expected, atol=1e-5)
+        # accepted by Apply InfiniteYou
+        apply(infuse, flux, people([(0.3, 0.3, 0.2, 0.2)], [ident]))
+    finally:
+        folder_paths.folder_names_and_paths["facexlib"][0].remove(str(pth.parent))
+        folder_paths.folder_names_and_paths["insightface"][0].remove(fake_insightface_root())
