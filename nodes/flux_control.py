@@ -75,25 +75,20 @@ class InfuseNetControl(RealisIDControl):
     @classmethod
     def from_controlnet(cls, base, spec: InfuseSpec, vae=None) -> "InfuseNetControl":
         refuse_foreign_control(base, cls.node_name)
-        blocks = infusenet_blocks(base, cls.node_name)
+        infusenet_blocks(base, cls.node_name)
         c = cls(None, global_average_pooling=base.global_average_pooling, load_device=base.load_device,
                 manual_cast_dtype=base.manual_cast_dtype)
         c.control_model = base.control_model
         c.control_model_wrapped = base.control_model_wrapped
         base.copy_to(c)
-        c.spec, c.blocks, c.layout, c.unet_layout = spec, blocks, None, None
+        c.spec, c.layout, c.unet_layout = spec, None, None  # no U-Net layout: FLUX is checked in pre_run
         if vae is not None:
             c.vae = vae
         return c
 
-    def copy(self):
-        c = type(self)(None, global_average_pooling=self.global_average_pooling, load_device=self.load_device,
-                       manual_cast_dtype=self.manual_cast_dtype)
-        c.control_model = self.control_model
-        c.control_model_wrapped = self.control_model_wrapped
-        self.copy_to(c)
-        c.spec, c.blocks, c.layout, c.unet_layout = self.spec, self.blocks, None, None
-        return c
+    @property
+    def blocks(self) -> tuple[int, int]:
+        return len(self.control_model.double_blocks), len(self.control_model.single_blocks)
 
     def pre_run(self, model, percent_to_timestep_function):
         comfy.controlnet.ControlNet.pre_run(self, model, percent_to_timestep_function)

@@ -47,6 +47,14 @@ def _file_key(path: str):
     return os.path.realpath(path), os.path.getmtime(path), str(comfy.model_management.get_torch_device())
 
 
+def shared_patcher(cache: SharedModels, path: str, load, what: str):
+    """One ModelPatcher of `load()` per file and device, kept while a node uses it."""
+    device = comfy.model_management.get_torch_device()
+    return cache.get(_file_key(path), lambda: comfy.model_patcher.ModelPatcher(
+        load(), load_device=device, offload_device=comfy.model_management.unet_offload_device()),
+        f"{what} {os.path.basename(path)} ({device})")
+
+
 def infusenet_files() -> list[str]:
     names = [n for n in folder_paths.get_filename_list(INFINITEYOU_FOLDER) if n.lower().endswith(".safetensors")]
     return names + [n for n in folder_paths.get_filename_list("controlnet") if n not in names]
@@ -113,11 +121,8 @@ class RealisIDLoadInfiniteYouProjector:
 
     def load(self, projector_name):
         path = model_file(INFINITEYOU_FOLDER, projector_name, LOAD_PROJECTOR, "projector_name", "image_proj_model.bin")
-        load_device = comfy.model_management.get_torch_device()
-        return (_projectors.get(_file_key(path), lambda: comfy.model_patcher.ModelPatcher(
-            infuse.load_projector(path, LOAD_PROJECTOR), load_device=load_device,
-            offload_device=comfy.model_management.unet_offload_device()),
-            f"InfiniteYou projector {os.path.basename(path)} ({load_device})"),)
+        return (shared_patcher(_projectors, path, lambda: infuse.load_projector(path, LOAD_PROJECTOR),
+                               "InfiniteYou projector"),)
 
 
 def infusenet_description(control_net, node: str = NODE) -> BranchDescription:

@@ -13,7 +13,6 @@ import os
 import torch
 
 import comfy.model_management
-import comfy.model_patcher
 import folder_paths
 
 from ..realisid_core.cache import SharedModels
@@ -22,6 +21,7 @@ from ..realisid_core.models import arcface_ir_se50
 from ..realisid_core.people.identity import mean_identity
 from ..realisid_core.signals.previews import draw_faces
 from .face_analysis import _analyze_batch
+from .infiniteyou import shared_patcher
 from .previews import with_preview
 
 FACEXLIB_FOLDER = "facexlib"
@@ -61,12 +61,8 @@ class RealisIDLoadFaceRecogniser:
 
     def load(self, recogniser_name):
         path = recogniser_path(recogniser_name)
-        device = comfy.model_management.get_torch_device()
-        key = (os.path.realpath(path), os.path.getmtime(path), str(device))
-        return (_patchers.get(key, lambda: comfy.model_patcher.ModelPatcher(
-            arcface_ir_se50.load_recogniser(path, LOADER), load_device=device,
-            offload_device=comfy.model_management.unet_offload_device()),
-            f"IR-SE50 recogniser {os.path.basename(path)} ({device})"),)
+        return (shared_patcher(_patchers, path, lambda: arcface_ir_se50.load_recogniser(path, LOADER),
+                               "IR-SE50 recogniser"),)
 
 
 class RealisIDIdentityIRSE50:

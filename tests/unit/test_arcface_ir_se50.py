@@ -1,6 +1,4 @@
 """The IR-SE50 recogniser built in the core equals facexlib's network (keys and output) on the same weights."""
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -11,20 +9,9 @@ from realisid_core.models.arcface_ir_se50 import IRSE50, aligned_faces, embed, r
 
 def facexlib_state(seed=0):
     arch = pytest.importorskip("facexlib.recognition.arcface_arch")
+    from fixtures.flux_models import ir_se50_state
     model = arch.Backbone(num_layers=50, drop_ratio=0.6, mode="ir_se")
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, p in model.state_dict().items():
-        if name.endswith("running_var"):
-            state[name] = 0.5 + torch.rand(p.shape, generator=gen)
-        elif name.endswith("running_mean") or name.endswith("bias"):
-            state[name] = 0.1 * torch.randn(p.shape, generator=gen)
-        elif p.ndim >= 2:
-            state[name] = torch.randn(p.shape, generator=gen) / math.sqrt(math.prod(p.shape[1:]))
-        elif p.dtype.is_floating_point:
-            state[name] = 1 + 0.1 * torch.randn(p.shape, generator=gen)
-        else:
-            state[name] = p
+    state = ir_se50_state(seed, template=model.state_dict())
     model.load_state_dict(state)
     return model.eval(), state
 
