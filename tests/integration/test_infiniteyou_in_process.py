@@ -331,3 +331,30 @@ def test_an_identity_made_with_ir_se50_is_the_recognisers_vector_of_the_aligned_
     finally:
         folder_paths.folder_names_and_paths["facexlib"][0].remove(str(pth.parent))
         folder_paths.folder_names_and_paths["insightface"][0].remove(fake_insightface_root())
+
+
+def test_an_area_conditioning_gets_the_faces_residuals_on_its_own_tokens(infuse, flux):
+    crowd = people([(0.4, 0.45, 0.12, 0.12)], [identity(4)], frame=(256, 256))
+    control = control_of(apply(infuse, flux, crowd, working_size=32, feather=0.15)[0], flux)
+    x = torch.randn(1, 16, 32, 32, generator=torch.Generator().manual_seed(6))
+    whole, _ = call(control, x)
+    top, left = 6, 4  # an even offset: the area's patches are the whole picture's
+    area, _ = call(control, x[:, :, top:top + 20, left:left + 20], area=(top, left, 20, 20))
+    whole_grid = whole["input"][0].reshape(1, 16, 16, -1)[:, top // 2:top // 2 + 10, left // 2:left // 2 + 10]
+    assert torch.allclose(area["input"][0].reshape(1, 10, 10, -1), whole_grid, atol=1e-5)
+    assert torch.count_nonzero(whole_grid) > 0
+    control.cleanup()
+
+
+def test_the_infusenet_loader_keeps_one_copy_per_file(infuse):
+    import folder_paths
+    folder = str(infuse["folder"].parent)
+    folder_paths.add_model_folder_path("infinite_you", folder)
+    try:
+        loader = host_node("RealisID_LoadInfuseNet")
+        name = "InfuseNetModel/diffusion_pytorch_model.safetensors"
+        first = loader.load(name)[0]
+        assert loader.load(name)[0] is first
+        assert getattr(first, "realisid_description").name == "InfiniteYou InfuseNet"
+    finally:
+        folder_paths.folder_names_and_paths["infinite_you"][0].remove(folder)
