@@ -21,17 +21,14 @@ the full one, so CPU ratios indicate, GPU ratios decide.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import sys
-import time
 
 import numpy as np
 import torch
 
-from . import host, models, timing
+from . import full_vs_crops, host, models, timing
 
 BATCH = 2  # cond + uncond
 FACE_SIZE = 0.15  # face box side, fraction of the picture
@@ -157,45 +154,12 @@ def markdown(results: dict) -> str:
              f"{s['dtype']}, median of {s['repeats']} after warm-up)", "",
              f"| Picture | Faces | InstantID's way: full frame (forwards) | RealisID: crops at working size {s.get('working_size', 128)} "
              "(forwards) | Crops / full frame |", "|---|---:|---:|---:|---:|"]
-    for r in results["rows"]:
-        lines.append(f"| {r['resolution']}×{r['resolution']} | {r['faces']} | "
-                     f"{r['full_frame']['median_ms']:,.0f} ms ({r['full_forwards']}) | "
-                     f"{r['crops']['median_ms']:,.0f} ms ({r['crop_forwards']}) | {r['ratio']:.2f}× |")
+    lines += full_vs_crops.table_rows(results)
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.instantid", description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--resolutions", default="1024,1536", help="comma-separated picture sides in pixels")
-    p.add_argument("--faces", default="1,4", help="comma-separated face counts")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats per figure (≥ 5; median reported)")
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--full", action="store_true", help="full-size IdentityNet even on the CPU")
-    size.add_argument("--reduced", action="store_true", help="reduced IdentityNet even on a GPU")
-    p.add_argument("--json", help="write the raw timings here")
-    a = p.parse_args(argv)
-    if a.repeats < 5:
-        p.error("--repeats must be at least 5")
-    resolutions = tuple(int(v) for v in a.resolutions.split(",") if v.strip())
-    if any(r % 64 for r in resolutions):
-        p.error("--resolutions must be multiples of 64")
-    faces = tuple(int(v) for v in a.faces.split(",") if v.strip())
-    start = time.perf_counter()
-
-    def log(msg):
-        print(f"[{time.perf_counter() - start:6.1f}s] {msg}", file=sys.stderr, flush=True)
-    try:
-        results = run(a.device, resolutions, faces, a.repeats, True if a.full else False if a.reduced else None, log)
-    except host.HostNotFound as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(markdown(results))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(results, f, indent=2, default=str)
-        print(f"wrote {a.json}")
-    return 0
+    return full_vs_crops.main(argv, "instantid", __doc__, run, markdown, 64, "IdentityNet")
 
 
 if __name__ == "__main__":

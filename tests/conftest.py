@@ -120,6 +120,13 @@ def workflow_server(server, tiny, tmp_path_factory):
                       instantid_models.identitynet_folder(instantid_models.VEGA_VARIANT)
                       / "diffusion_pytorch_model.safetensors",
                   "instantid/ip-adapter.bin": instantid_models.ip_adapter_bin(instantid_models.VEGA_CROSS_ATTENTION)})
+    from fixtures import flux_models  # InfiniteYou's files for the FLUX examples, in their published layouts
+    links.update({"diffusion_models/flux1-dev.safetensors": flux_models.flux_unet(),
+                  "vae/ae.safetensors": flux_models.flux_vae(),
+                  "infinite_you/aes_stage2/InfuseNetModel/diffusion_pytorch_model.safetensors":
+                      flux_models.infusenet_file(),
+                  "infinite_you/aes_stage2/image_proj_model.bin": flux_models.image_proj_bin(),
+                  "facexlib/recognition_arcface_ir_se50.pth": flux_models.ir_se50_pth()})
     server.link_models(links)
     astronaut = np.ascontiguousarray(skimage_data.astronaut()[..., ::-1])
     for name, (cx, cy, side) in {"realisid_person_1.png": (384, 128, 60), "realisid_person_2.png": (128, 384, 56),

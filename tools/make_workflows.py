@@ -190,7 +190,101 @@ def instantid_three_people() -> Workflow:
     return w
 
 
-EXAMPLES = (two_people, small_face, instantid_small_face, instantid_three_people)
+# ---- FLUX with InfiniteYou's files (definitions for docs/flux.md's examples)
+HF_INFU = "https://huggingface.co/ByteDance/InfiniteYou/resolve/main/infu_flux_v1.0/aes_stage2/"
+FLUX_DEV = {"name": "flux1-dev.safetensors", "directory": "diffusion_models",
+            "url": "https://huggingface.co/black-forest-labs/FLUX.1-dev/resolve/main/flux1-dev.safetensors"}
+FLUX_AE = {"name": "ae.safetensors", "directory": "vae",
+           "url": "https://huggingface.co/black-forest-labs/FLUX.1-dev/resolve/main/ae.safetensors"}
+CLIP_L = {"name": "clip_l.safetensors", "directory": "text_encoders",
+          "url": "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors"}
+T5XXL = {"name": "t5xxl_fp16.safetensors", "directory": "text_encoders",
+         "url": "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors"}
+INFUSENET = {"name": "aes_stage2/InfuseNetModel/diffusion_pytorch_model.safetensors", "directory": "infinite_you",
+             "url": HF_INFU + "InfuseNetModel/diffusion_pytorch_model.safetensors"}
+INFU_PROJECTOR = {"name": "aes_stage2/image_proj_model.bin", "directory": "infinite_you",
+                  "url": HF_INFU + "image_proj_model.bin"}
+IR_SE50 = {"name": "recognition_arcface_ir_se50.pth", "directory": "facexlib",
+           "url": "https://github.com/xinntao/facexlib/releases/download/v0.1.0/recognition_arcface_ir_se50.pth"}
+INFINITEYOU_PEOPLE = ("**People.** Load one or a few photos of each person into *person k photo*. antelopev2 "
+                      "(`models/insightface/models/antelopev2`) finds the face and its keypoints; facexlib's IR-SE50 "
+                      "(`models/facexlib/recognition_arcface_ir_se50.pth`) makes the identity InfiniteYou reads.")
+INFINITEYOU_SAMPLING = ("**Sampling with InfiniteYou's weights** (FLUX.1-dev at CFG 1; FLUX's guidance is 3.5 "
+                        "unless a FluxGuidance node sets it). "
+                        "*InfuseNet* runs on every face's crop at 1024 pixels with that person's identity and pose. "
+                        "Files: `InfuseNetModel/` and `image_proj_model.bin` of InfiniteYou's aes_stage2 in "
+                        "`models/infinite_you/aes_stage2/` (CC BY-NC 4.0, non-commercial), FLUX.1-dev, its VAE and "
+                        "text encoders. See docs/flux.md.")
+
+
+def infiniteyou_identity(w: Workflow, analyzer, recogniser, k: int, y: int, photo: str):
+    photos = w.node("LoadImage", f"person {k} photo", (20, y), (320, 340), image=photo)
+    return w.node("RealisID_IdentityIRSE50", f"person {k} identity", (360, y), (300, 340), analyzer=analyzer.out(0),
+                  recogniser=recogniser.out(0), images=photos.out(0), photo_without_face="error")
+
+
+def infiniteyou_people(w: Workflow, count: int):
+    analyzer = face_analysis_models(w)
+    recogniser = w.node("RealisID_LoadFaceRecogniser", "face recogniser (IR-SE50)", (360, 170), (300, 90),
+                        models=[IR_SE50], recogniser_name=IR_SE50["name"])
+    identities = [infiniteyou_identity(w, analyzer, recogniser, k, 320 + 380 * (k - 1), f"realisid_person_{k}.png")
+                  for k in range(1, count + 1)]
+    return analyzer, identities
+
+
+def infiniteyou_sampling(w: Workflow, prompt: str, people, latent, prefix: str, x: int = 1420):
+    """Sampling with InfiniteYou's files: FLUX.1-dev, InfuseNet on the face crops."""
+    unet = w.node("UNETLoader", "FLUX.1-dev", (x + 20, 170), (320, 90), models=[FLUX_DEV], unet_name=FLUX_DEV["name"],
+                  weight_dtype="default")
+    clip = w.node("DualCLIPLoader", "text encoders (FLUX)", (x + 20, 280), (320, 110), models=[CLIP_L, T5XXL],
+                  clip_name1=CLIP_L["name"], clip_name2=T5XXL["name"], type="flux", device="default")
+    vae = w.node("VAELoader", "VAE (FLUX)", (x + 20, 410), (320, 60), models=[FLUX_AE], vae_name=FLUX_AE["name"])
+    positive = w.node("CLIPTextEncode", "prompt", (x + 20, 490), (320, 150), clip=clip.out(0), text=prompt)
+    negative = w.node("CLIPTextEncode", "negative prompt", (x + 20, 660), (320, 100), clip=clip.out(0), text="")
+    infusenet = w.node("RealisID_LoadInfuseNet", "InfuseNet", (x + 20, 780), (320, 60), models=[INFUSENET],
+                       infusenet_name=INFUSENET["name"])
+    projector = w.node("RealisID_LoadInfiniteYouProjector", "InfiniteYou projector", (x + 20, 860), (320, 60),
+                       models=[INFU_PROJECTOR], projector_name=INFU_PROJECTOR["name"])
+    steered = w.node("RealisID_ApplyInfiniteYou", "InfiniteYou through the local branch", (x + 360, 170), (300, 420),
+                     model=unet.out(0), positive=positive.out(0), negative=negative.out(0), control_net=infusenet.out(0),
+                     projector=projector.out(0), people=people, vae=vae.out(0), strength=1.0, start_percent=0.0,
+                     end_percent=1.0, working_size=128, feather=0.15, infusenet_guidance=1.0)
+    sampled = w.node("KSampler", "sampler", (x + 360, 610), (300, 290), model=unet.out(0), seed=42, steps=30, cfg=1.0,
+                     sampler_name="euler", scheduler="simple", positive=steered.out(0), negative=steered.out(1),
+                     latent_image=latent.out(0), denoise=1.0)
+    image = w.node("VAEDecode", None, (x + 680, 170), (210, 50), samples=sampled.out(0), vae=vae.out(0))
+    w.node("SaveImage", "result", (x + 680, 250), (440, 520), images=image.out(0), filename_prefix=prefix)
+
+
+def infiniteyou_groups(w: Workflow, bottom: int):
+    for title, x, width in (("people", 0, 680), ("places and poses", 700, 700), ("sampling", 1420, 1160)):
+        group(w, title, x, width, bottom, {"people": INFINITEYOU_PEOPLE, "sampling": INFINITEYOU_SAMPLING}.get(title))
+
+
+def infiniteyou_small_face() -> Workflow:
+    w = Workflow("RealisID_InfiniteYou_one_small_face_in_a_wide_shot_FLUX")
+    analyzer, identities = infiniteyou_people(w, 1)
+    latent, people, bottom = places_and_poses(w, 1536, 1024, "0.62 0.36 0.07", analyzer, identities)
+    infiniteyou_sampling(w, "a man walking on a beach at sunset, wide shot, photo", people, latent,
+                         "RealisID_InfiniteYou_small_face")
+    infiniteyou_groups(w, bottom)
+    return w
+
+
+def infiniteyou_three_people() -> Workflow:
+    w = Workflow("RealisID_InfiniteYou_three_people_each_from_their_own_photo_with_their_own_pose_FLUX")
+    analyzer, identities = infiniteyou_people(w, 3)
+    latent, people, bottom = places_and_poses(w, 1536, 1024, "0.22 0.42 0.16\n0.5 0.38 0.15\n0.78 0.44 0.16",
+                                              analyzer, identities, own_poses=True,
+                                              pose_photo_name="realisid_group_pose.png")
+    infiniteyou_sampling(w, "three friends at a cafe table, candid photo, natural light", people, latent,
+                         "RealisID_InfiniteYou_three_people")
+    infiniteyou_groups(w, bottom)
+    return w
+
+
+EXAMPLES = (two_people, small_face, instantid_small_face, instantid_three_people, infiniteyou_small_face,
+            infiniteyou_three_people)
 
 
 def thumbnail(w: Workflow, path: Path):

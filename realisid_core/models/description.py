@@ -219,3 +219,6 @@ def shape_contradiction(described: BranchDescription, found: ControlNetShapes) -
     if found.context_width is None and found.hint_channels is None:
         return f"says {described.family} but the file holds no ControlNet weights"
     return None
+
+
+from . import infuse as _flux_kinds  # noqa: E402,F401 — registers InfiniteYou's InfuseNet (FLUX facts live there)
