@@ -2,35 +2,21 @@
 
 import torch
 
-import comfy.model_management
-import comfy.utils
 import folder_paths
 
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.faces.analyzer import DETECTION_SIZES, PROVIDER_CHOICES, get_analyzer
-from ..realisid_core.faces.images import images_to_bgr_uint8
 from ..realisid_core.faces.packs import DEFAULT_PACK, PACKS, find_pack_folder
 from ..realisid_core.signals.previews import draw_faces
 from ..realisid_core.faces.detected import SELECTIONS, Faces, select_faces
 from ..realisid_core.people.identity import common_pack, join_identities, mean_identity
+from .face_batches import analyze_batch, stack_previews
 from .paths import INSIGHTFACE_FOLDER
 from .previews import with_preview
 
 LOADER = "RealisID Face Analysis Loader"
 ANALYSIS = "RealisID Face Analysis"
 IDENTITY = "RealisID Identity"
-
-
-def _analyze_batch(analyzer, images, threshold=0.5):
-    """Faces of every picture of an IMAGE batch, with progress and interruption."""
-    pictures = images_to_bgr_uint8(images, "images")
-    progress = comfy.utils.ProgressBar(len(pictures))
-    found = []
-    for i, picture in enumerate(pictures):
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        found.append(analyzer.analyze(picture, image_index=i, threshold=threshold))
-        progress.update(1)
-    return pictures, found
 
 
 class RealisIDFaceAnalysisLoader:
@@ -80,7 +66,7 @@ class RealisIDFaceAnalysis:
                    "normalised identity embedding. The preview marks the selected faces in green.")
 
     def analyze(self, analyzer, images, selection, index, threshold, require_face):
-        pictures, found = _analyze_batch(analyzer, images, threshold)
+        pictures, found = analyze_batch(analyzer, images, threshold)
         empty = [i for i, f in enumerate(found) if not f]
         if require_face and empty:
             raise RealisIDInputError(input_name="images", problem=f"no face was found in image {empty[0] + 1}"
@@ -91,18 +77,8 @@ class RealisIDFaceAnalysis:
         chosen = {id(f) for f in picked}
         previews = [torch.from_numpy(draw_faces(p, f, chosen)).float() / 255 for p, f in zip(pictures, found)]
         sizes = tuple((p.shape[1], p.shape[0]) for p in pictures)
-        stacked = _stack_previews(previews)
+        stacked = stack_previews(previews)
         return with_preview((Faces(tuple(picked), sizes), stacked), stacked)
-
-
-def _stack_previews(previews):
-    """One IMAGE batch; pictures of different sizes are padded to the largest."""
-    h = max(p.shape[0] for p in previews)
-    w = max(p.shape[1] for p in previews)
-    out = torch.zeros(len(previews), h, w, 3)
-    for i, p in enumerate(previews):
-        out[i, :p.shape[0], :p.shape[1]] = p
-    return out
 
 
 class RealisIDIdentity:
@@ -123,7 +99,7 @@ class RealisIDIdentity:
                    "their embeddings averaged.")
 
     def identify(self, analyzer, images, photo_without_face):
-        pictures, found = _analyze_batch(analyzer, images)
+        pictures, found = analyze_batch(analyzer, images)
         used, previews = [], []
         for i, faces in enumerate(found):
             if not faces:
@@ -144,7 +120,7 @@ class RealisIDIdentity:
         norms = [f.embedding_norm if f.embedding_norm is not None else 1.0 for f in used]
         identity = mean_identity(embeddings, "images", norms=norms,
                                  pack=common_pack([f.pack for f in used], "images"))
-        stacked = _stack_previews([torch.from_numpy(p).float() / 255 for p in previews])
+        stacked = stack_previews([torch.from_numpy(p).float() / 255 for p in previews])
         return with_preview((identity, stacked), stacked)
 
 

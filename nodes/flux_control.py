@@ -18,13 +18,14 @@ import comfy.ldm.flux.controlnet
 import comfy.model_base
 import comfy.model_management
 
-from ..realisid_core.branches.geometry import regions_from_locations
+from ..realisid_core.branches.cfg import uncond_rows
 from ..realisid_core.branches.local import LatentWindow, crop_index, plan_window
 from ..realisid_core.branches.tokens import TokenPlan, distinct, run_token_branch
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.models import infuse
-from ..realisid_core.signals.hints import render_branch_hints
-from .controls import CONTROL_NET_INPUT, LocalBranchSpec, RealisIDControl, refuse_foreign_control, uncond_rows
+from ..realisid_core.signals.hints import hints_in_crop_frames
+from .errors import attributed
+from .controls import CONTROL_NET_INPUT, LocalBranchSpec, RealisIDControl, SamplingCache, refuse_foreign_control
 
 NODE = "RealisID Apply InfiniteYou"
 
@@ -37,30 +38,38 @@ class InfuseSpec:
     branch: LocalBranchSpec
     guidance: float = infuse.INFUSENET_GUIDANCE
 
+    @property
+    def locations(self):
+        return self.branch.locations
 
-def infusenet_blocks(control_net, node: str = NODE) -> tuple[int, int]:
+    @property
+    def identity(self):
+        return self.branch.identity
+
+
+def infusenet_blocks(control_net) -> tuple[int, int]:
     """(double, single) block counts of a FLUX ControlNet that reads a VAE-latent hint (InfuseNet's
     kind), or an error saying what was connected instead."""
     model = getattr(control_net, "control_model", None)
     if not isinstance(model, comfy.ldm.flux.controlnet.ControlNetFlux):
-        raise RealisIDInputError(node=node, input_name=CONTROL_NET_INPUT, problem=f"this is a "
+        raise RealisIDInputError(input_name=CONTROL_NET_INPUT, problem=f"this is a "
                                  f"{type(model).__name__} ControlNet, not a FLUX ControlNet: an SD1.5/SDXL ControlNet "
                                  "cannot steer FLUX's transformer", fix="load InfiniteYou's InfuseNet "
                                  "(InfuseNetModel/diffusion_pytorch_model.safetensors) with RealisID Load InfuseNet")
     if not model.latent_input:
-        raise RealisIDInputError(node=node, input_name=CONTROL_NET_INPUT, problem="this FLUX ControlNet reads a picture "
+        raise RealisIDInputError(input_name=CONTROL_NET_INPUT, problem="this FLUX ControlNet reads a picture "
                                  "hint (an XLabs/Mistoline ControlNet), but InfuseNet reads a VAE-encoded hint",
                                  fix="load InfiniteYou's InfuseNet with RealisID Load InfuseNet")
     return len(model.double_blocks), len(model.single_blocks)
 
 
-def check_flux_model(model, node: str = NODE) -> None:
+def check_flux_model(model) -> None:
     """The sampled model must be FLUX (InfuseNet's residuals are FLUX's token widths)."""
     config = getattr(model, "model_config", None)
     image_model = getattr(config, "unet_config", {}).get("image_model") if config is not None else None
     if image_model != "flux":
         family = type(model).__name__
-        raise RealisIDInputError(node=node, input_name="model", problem=f"the model being sampled is a {family} model "
+        raise RealisIDInputError(input_name="model", problem=f"the model being sampled is a {family} model "
                                  f"({image_model or 'a U-Net'}), but InfiniteYou's InfuseNet is a ControlNet for FLUX",
                                  fix="sample with a FLUX.1 model (dev or schnell) loaded with Load Diffusion Model; "
                                      "for SDXL use RealisID Apply InstantID")
@@ -70,18 +79,17 @@ class InfuseNetControl(RealisIDControl):
     """Crops every face of the noisy latent, runs InfuseNet on the crops with each person's tokens and
     the five-keypoint hint drawn in the crop (VAE-encoded), pastes the residual tokens back."""
 
-    node_name = NODE
-
     @classmethod
-    def from_controlnet(cls, base, spec: InfuseSpec, vae=None) -> "InfuseNetControl":
-        refuse_foreign_control(base, cls.node_name)
-        infusenet_blocks(base, cls.node_name)
+    def from_controlnet(cls, base, spec: InfuseSpec, vae=None, node_name: str = NODE) -> "InfuseNetControl":
+        refuse_foreign_control(base)
+        infusenet_blocks(base)
         c = cls(None, global_average_pooling=base.global_average_pooling, load_device=base.load_device,
                 manual_cast_dtype=base.manual_cast_dtype)
         c.control_model = base.control_model
         c.control_model_wrapped = base.control_model_wrapped
         base.copy_to(c)
-        c.spec, c.layout, c.unet_layout = spec, None, None  # no U-Net layout: FLUX is checked in pre_run
+        c.spec, c.node_name, c.layout, c.unet_layout = spec, node_name, None, None  # FLUX is checked in pre_run
+        c.sampling = SamplingCache()
         if vae is not None:
             c.vae = vae
         return c
@@ -92,18 +100,17 @@ class InfuseNetControl(RealisIDControl):
 
     def pre_run(self, model, percent_to_timestep_function):
         comfy.controlnet.ControlNet.pre_run(self, model, percent_to_timestep_function)
-        check_flux_model(model, self.node_name)
+        with attributed(self.node_name):
+            check_flux_model(model)
 
-    def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
+    def _control(self, x_noisy, t, cond, batched_number, transformer_options):
         control_prev = self._previous_control(x_noisy, t, cond, batched_number, transformer_options)
-        if self.timestep_range is not None and (t[0] > self.timestep_range[0] or t[0] < self.timestep_range[1]):
+        if not self._in_window(t):
             return control_prev
         spec, dtype, device = self.spec.branch, self._compute_dtype(), x_noisy.device
         batch = x_noisy.shape[0]
         windows = self._windows(x_noisy, cond)
-        for _, window in windows:
-            self._check_aspect(window, spec.locations, "people")
-        uncond = uncond_rows(transformer_options, batch)
+        uncond = uncond_rows(transformer_options.get("cond_or_uncond"), batch)
         if bool(uncond.all()):  # CFG's unconditional pass: InfiniteYou gives it no InfuseNet
             return control_prev
         hint = self._hints(windows[0][1], device, dtype)
@@ -139,9 +146,7 @@ class InfuseNetControl(RealisIDControl):
 
     def _plan(self, window: LatentWindow, dtype, device):
         """Crop/paste weights for this window of the latent on its token grid, kept across steps."""
-        plans = getattr(self, "token_plans", None)
-        if plans is None:
-            plans = self.token_plans = {}
+        plans = self.sampling.region_plans
         key = (window, dtype, str(device))
         if key not in plans:
             plan, kept = plan_window(self.spec.branch.locations, self.spec.branch.settings, window, dtype, device)
@@ -150,25 +155,23 @@ class InfuseNetControl(RealisIDControl):
 
     def _hints(self, window: LatentWindow, device, dtype):
         """Every face's keypoints drawn in its crop frame at 8× the working size, VAE-encoded into FLUX's
-        latent space (InfuseNet reads latents), once per latent size."""
+        latent space (InfuseNet reads latents), once per whole-latent size."""
         spec = self.spec.branch
-        full = (window.full_height, window.full_width)
-        if self.cond_hint is not None and getattr(self, "hint_latent", None) == full:
-            return self.cond_hint.to(device, dtype)
+        key = (window.full_height, window.full_width)
+        if self.sampling.hints_key == key:
+            return self.sampling.hints.to(device, dtype)
         if self.vae is None:
-            raise RealisIDInputError(node=self.node_name, input_name="vae", problem="InfuseNet reads its keypoint hint "
-                                     "as a FLUX latent, and no VAE was given to encode it",
+            raise RealisIDInputError(input_name="vae", problem="InfuseNet reads its keypoint hint as a FLUX latent, "
+                                     "and no VAE was given to encode it",
                                      fix="connect FLUX's VAE (ae.safetensors) to the node's 'vae' input")
-        regions = regions_from_locations(spec.locations, *full, spec.settings.margin)
-        drawn = render_branch_hints(spec.hint_format, spec.poses, spec.locations.boxes.numpy(), regions, *full,
-                                    spec.settings.working_size * 8)
-        pixels = torch.from_numpy(drawn).float() / 255  # [F, 8S, 8S, 3]
+        drawn = hints_in_crop_frames(spec.hint_format, spec.poses, spec.locations, *key, spec.settings.margin,
+                                     spec.settings.working_size)  # [F, 3, 8S, 8S] in [0, 1]
         loaded = comfy.model_management.loaded_models(only_currently_used=True)
-        latent = self.vae.encode(pixels)
+        latent = self.vae.encode(drawn.movedim(1, -1))
         comfy.model_management.load_models_gpu(loaded)
         latent = self.latent_format.process_in(latent)
-        self.cond_hint, self.hint_latent = latent.to(device, dtype), full
-        return self.cond_hint
+        self.sampling.hints, self.sampling.hints_key = latent.to(device, dtype), key
+        return self.sampling.hints
 
     def _max_crops(self, device, dtype, crops: int) -> int:
         kind = torch.device(device).type
@@ -183,12 +186,6 @@ class InfuseNetControl(RealisIDControl):
         per_crop = infuse.crop_bytes(self.spec.branch.settings.working_size, dtype.itemsize, *self.blocks,
                                      fused_attention=kind == "cuda")
         return super().inference_memory_requirements(dtype) + crops * per_crop
-
-    def cleanup(self):
-        self.token_plans = None
-        self.full_latent = None
-        self.hint_latent = None
-        super().cleanup()
 
 
 def place_shared_rows(control, part, rows, batch: int):

@@ -22,12 +22,11 @@ from ..realisid_core.models import infuse
 from ..realisid_core.models.description import BranchDescription
 from ..realisid_core.people.identity import Identity, join_identities
 from ..realisid_core.people.people import People
-from .apply_local_branch import FEATHER
 from .conditioning import attach_control
-from .controlnet_loader import DESCRIPTION_ATTRIBUTE
 from .controls import LocalBranchSpec
+from .inputs import FEATHER, STRENGTH_AND_WINDOW, check_window
 from .flux_control import NODE, InfuseNetControl, InfuseSpec, check_flux_model, infusenet_blocks
-from .id_projector import tokens_of
+from .models import DESCRIPTION_ATTRIBUTE, shared_patcher, tokens_of
 
 INFINITEYOU_FOLDER = "infinite_you"  # the folder ComfyUI_InfiniteYou uses
 LOAD_INFUSENET = "RealisID Load InfuseNet"
@@ -40,19 +39,10 @@ if not _extensions:
     folder_paths.folder_names_and_paths[INFINITEYOU_FOLDER] = (_paths, set(folder_paths.supported_pt_extensions))
 
 _controlnets = SharedModels()  # (file, mtime, load device) → ControlNet: one copy per file per device
-_projectors = SharedModels()
 
 
 def _file_key(path: str):
     return os.path.realpath(path), os.path.getmtime(path), str(comfy.model_management.get_torch_device())
-
-
-def shared_patcher(cache: SharedModels, path: str, load, what: str):
-    """One ModelPatcher of `load()` per file and device, kept while a node uses it."""
-    device = comfy.model_management.get_torch_device()
-    return cache.get(_file_key(path), lambda: comfy.model_patcher.ModelPatcher(
-        load(), load_device=device, offload_device=comfy.model_management.unet_offload_device()),
-        f"{what} {os.path.basename(path)} ({device})")
 
 
 def infusenet_files() -> list[str]:
@@ -67,7 +57,7 @@ def model_file(folder: str, name, node: str, input_name: str, what: str, fallbac
         if path is not None and os.path.isfile(path):
             return path
     folders = folder_paths.get_folder_paths(folder)
-    raise RealisIDInputError(node=node, input_name=input_name, problem=f"'{name}' was not found in "
+    raise RealisIDInputError(input_name=input_name, problem=f"'{name}' was not found in "
                              f"{', '.join(folders)}", fix=f"put {what} there ({infuse.GET_IT})")
 
 
@@ -78,7 +68,7 @@ def load_infusenet(path: str):
         if control_net is None:
             raise RealisIDInputError(node=LOAD_INFUSENET, input_name="infusenet_name", problem=f"ComfyUI could not "
                                      f"read {os.path.basename(path)} as a ControlNet", fix=infuse.GET_IT)
-        infusenet_blocks(control_net, LOAD_INFUSENET)
+        infusenet_blocks(control_net)
         setattr(control_net, DESCRIPTION_ATTRIBUTE, infuse.INFINITEYOU_INFUSENET)
         return control_net
     return _controlnets.get(_file_key(path), load, f"InfuseNet {os.path.basename(path)}")
@@ -121,48 +111,47 @@ class RealisIDLoadInfiniteYouProjector:
 
     def load(self, projector_name):
         path = model_file(INFINITEYOU_FOLDER, projector_name, LOAD_PROJECTOR, "projector_name", "image_proj_model.bin")
-        return (shared_patcher(_projectors, path, lambda: infuse.load_projector(path, LOAD_PROJECTOR),
-                               "InfiniteYou projector"),)
+        return (shared_patcher(path, infuse.load_projector, "InfiniteYou projector"),)
 
 
-def infusenet_description(control_net, node: str = NODE) -> BranchDescription:
-    infusenet_blocks(control_net, node)
+def infusenet_description(control_net) -> BranchDescription:
+    infusenet_blocks(control_net)
     described = getattr(control_net, DESCRIPTION_ATTRIBUTE, None)
     if described is None:
         return infuse.INFINITEYOU_INFUSENET
     if described.family != infuse.FAMILY or described.role != "local":
-        raise RealisIDInputError(node=node, input_name="control_net", problem=f"{described.name} is a {described.family} "
+        raise RealisIDInputError(input_name="control_net", problem=f"{described.name} is a {described.family} "
                                  f"{described.role} branch, not InfiniteYou's InfuseNet",
                                  fix="load InfuseNet with RealisID Load InfuseNet")
     return described
 
 
-def people_identity(people: People, node: str = NODE) -> Identity:
+def people_identity(people: People) -> Identity:
     """Everyone's identity [P, 512], made with the recogniser InfiniteYou's projector was trained on."""
-    people.locations(node)
+    people.locations()
     for k, person in enumerate(people.persons, 1):
         if person.tokens is not None:
-            raise RealisIDInputError(node=node, input_name="people", problem=f"person {k} was given ready identity "
+            raise RealisIDInputError(input_name="people", problem=f"person {k} was given ready identity "
                                      "tokens, but InfiniteYou makes its own with its projector",
                                      fix="connect RealisID Identity (photos, recogniser IR-SE50) to the person")
         if person.identity is None:
-            raise RealisIDInputError(node=node, input_name="people", problem=f"person {k} has no identity",
+            raise RealisIDInputError(input_name="people", problem=f"person {k} has no identity",
                                      fix="connect RealisID Identity (photos, recogniser IR-SE50) to each person")
         pack = person.identity.pack
         if pack != infuse.RECOGNISER:
             made = f"made with the {pack} recogniser" if pack else "made by an unknown recogniser"
-            raise RealisIDInputError(node=node, input_name="people", problem=f"person {k}'s identity was {made}, but "
+            raise RealisIDInputError(input_name="people", problem=f"person {k}'s identity was {made}, but "
                                      f"InfiniteYou's projector was trained on facexlib's IR-SE50 ArcFace vectors "
                                      f"(another recogniser's vectors would mean nothing to it)",
                                      fix="make the identity with RealisID Identity (IR-SE50) and RealisID Load Face "
                                          "Recogniser (recognition_arcface_ir_se50.pth)")
-    return join_identities([p.identity for p in people.persons], node)
+    return join_identities([p.identity for p in people.persons], "people")
 
 
-def checked_working_size(size: int, node: str = NODE) -> int:
+def checked_working_size(size: int) -> int:
     problem = infuse.working_size_problem(size)
     if problem:
-        raise RealisIDInputError(node=node, input_name="working_size", problem=problem,
+        raise RealisIDInputError(input_name="working_size", problem=problem,
                                  fix=f"choose {infuse.INFINITEYOU_INFUSENET.working_size} (1024 pixels per face)")
     return size
 
@@ -180,11 +169,7 @@ class RealisIDApplyInfiniteYou:
             "people": ("REALISID_PEOPLE", {"tooltip": "Who goes where, looking how: identities made with the IR-SE50 "
                                                       "recogniser, face places, poses."}),
             "vae": ("VAE", {"tooltip": "FLUX's VAE: InfuseNet reads its keypoint hint as a latent."}),
-            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01,
-                                   "tooltip": "InfuseNet's strength on every face (InfiniteYou's "
-                                              "infusenet_conditioning_scale); 0 switches it off."}),
-            "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}),
-            "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+            **STRENGTH_AND_WINDOW,
             "working_size": ("INT", {"default": infuse.INFINITEYOU_INFUSENET.working_size,
                                      "min": infuse.WORKING_SIZE_LOW, "max": infuse.WORKING_SIZE_HIGH,
                                      "step": infuse.WORKING_SIZE_STEP,
@@ -206,18 +191,19 @@ class RealisIDApplyInfiniteYou:
 
     def apply(self, model, positive, negative, control_net, projector, people, vae, strength, start_percent,
               end_percent, working_size, feather, infusenet_guidance):
-        check_flux_model(model.model, NODE)
+        check_window(start_percent, end_percent)
+        check_flux_model(model.model)
         described = infusenet_description(control_net)
         identity = people_identity(people)
         settings = LocalBranchSettings(checked_working_size(working_size), described.margin, feather)
         if strength == 0:
             return positive, negative
-        tokens = tokens_of(projector, identity, NODE)
-        spec = InfuseSpec(LocalBranchSpec(people.locations(NODE), tuple(people.poses()), described.hint_format, tokens,
+        tokens = tokens_of(projector, identity)
+        spec = InfuseSpec(LocalBranchSpec(people.locations(), tuple(people.poses()), described.hint_format, tokens,
                                           people.strengths(), settings), float(infusenet_guidance))
 
         def make(previous):
-            control = InfuseNetControl.from_controlnet(control_net, spec, vae)
+            control = InfuseNetControl.from_controlnet(control_net, spec, vae, NODE)
             control.set_cond_hint(None, strength, (start_percent, end_percent), vae=vae)
             return control.set_previous_controlnet(previous)
         return attach_control(positive, negative, make)

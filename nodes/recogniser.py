@@ -4,7 +4,7 @@
   (facexlib itself downloads it to its package's `weights` folder; ComfyUI_InfiniteYou leaves it
   there), run by the pack's own torch network.
 - RealisID Identity (IR-SE50): antelopev2 finds each photo's largest face and its five keypoints;
-  the face is aligned by insightface's norm_crop (112 px) and the recogniser gives its unit vector.
+  the face is aligned as insightface's norm_crop aligns it (112 px) and the recogniser gives its unit vector.
 """
 from __future__ import annotations
 
@@ -15,13 +15,12 @@ import torch
 import comfy.model_management
 import folder_paths
 
-from ..realisid_core.cache import SharedModels
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.models import arcface_ir_se50
 from ..realisid_core.people.identity import mean_identity
 from ..realisid_core.signals.previews import draw_faces
-from .face_analysis import _analyze_batch
-from .infiniteyou import shared_patcher
+from .face_batches import analyze_batch, stack_previews
+from .models import shared_patcher
 from .previews import with_preview
 
 FACEXLIB_FOLDER = "facexlib"
@@ -33,7 +32,6 @@ folder_paths.add_model_folder_path(FACEXLIB_FOLDER, os.path.join(folder_paths.mo
 _paths, _extensions = folder_paths.folder_names_and_paths[FACEXLIB_FOLDER]
 if not _extensions:
     folder_paths.folder_names_and_paths[FACEXLIB_FOLDER] = (_paths, set(folder_paths.supported_pt_extensions))
-_patchers = SharedModels()
 
 
 def recogniser_path(name, node: str = LOADER) -> str:
@@ -61,8 +59,7 @@ class RealisIDLoadFaceRecogniser:
 
     def load(self, recogniser_name):
         path = recogniser_path(recogniser_name)
-        return (shared_patcher(_patchers, path, lambda: arcface_ir_se50.load_recogniser(path, LOADER),
-                               "IR-SE50 recogniser"),)
+        return (shared_patcher(path, arcface_ir_se50.load_recogniser, "IR-SE50 recogniser"),)
 
 
 class RealisIDIdentityIRSE50:
@@ -84,7 +81,7 @@ class RealisIDIdentityIRSE50:
                    "preview), aligned to 112 px and recognised by IR-SE50, the unit vectors averaged.")
 
     def identify(self, analyzer, recogniser, images, photo_without_face):
-        pictures, found = _analyze_batch(analyzer, images, IDENTITY)
+        pictures, found = analyze_batch(analyzer, images)
         used, previews = [], []
         for i, faces in enumerate(found):
             largest = max(faces, key=lambda f: f.area) if faces else None
@@ -99,13 +96,10 @@ class RealisIDIdentityIRSE50:
             raise RealisIDInputError(node=IDENTITY, input_name="images", problem=f"no face was found in any of the "
                                      f"{len(found)} photos", fix="use photos with a clearly visible face")
         comfy.model_management.load_models_gpu([recogniser])
-        vectors = arcface_ir_se50.embed(recogniser.model, [p for p, _ in used], [k for _, k in used], IDENTITY,
+        vectors = arcface_ir_se50.embed(recogniser.model, [p for p, _ in used], [k for _, k in used],
                                         device=recogniser.load_device)
-        identity = mean_identity(vectors, IDENTITY, "images", pack=arcface_ir_se50.PACK)
-        height, width = max(p.shape[0] for p in previews), max(p.shape[1] for p in previews)
-        stacked = torch.zeros(len(previews), height, width, 3)
-        for i, p in enumerate(previews):
-            stacked[i, :p.shape[0], :p.shape[1]] = torch.from_numpy(p).float() / 255
+        identity = mean_identity(vectors, "images", pack=arcface_ir_se50.PACK)
+        stacked = stack_previews([torch.from_numpy(p).float() / 255 for p in previews])
         return with_preview((identity, stacked), stacked)
 
 

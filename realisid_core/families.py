@@ -3,7 +3,7 @@
 A row per family: the U-Net's cross-attention (context) width, the width of its added class/size
 vector (adm) and of the pooled text inside it, the training picture side, and the working sizes
 the local branch is run at (crop side in latent cells). Every other module reads these facts from
-here. Another family (FLUX, say) registers its own row from its own module with `register`.
+here.
 """
 from __future__ import annotations
 
@@ -53,13 +53,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("SD1.5", 768, None, None, 512, WorkingSizes("SD1.5", 64, 32, 96)),
     Family("SD2", 1024, None, None, 512, WorkingSizes("SD2", 64, 32, 96)),  # 768-v models at 96 fit the range
     Family("SDXL", 2048, 2816, 1280, 1024, WorkingSizes("SDXL", 128, 64, 192)),
+    # FLUX is a transformer: its context is T5's width, its pooled vector CLIP-L's; crops are whole 2×2
+    # patches (step 16 cells); only InfiniteYou's InfuseNet runs it (models/infuse.py).
+    Family("FLUX", 4096, None, 768, 1024, WorkingSizes("FLUX", 128, 32, 192, step=16)),
 )}
-
-
-def register(family: Family) -> Family:
-    """Add a family's row (a family module of its own calls this)."""
-    FAMILIES[family.name] = family
-    return family
 
 
 def family(name: str) -> Family:

@@ -10,16 +10,16 @@ head and batch norms; its state-dict keys are facexlib's (`input_layer.*`, `body
 from __future__ import annotations
 
 import os
-import pickle
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..cache import SharedModels
-from ..errors import RealisIDInputError, require
+from ..errors import RealisIDInputError
+from ..faces.alignment import arcface_matrix, warp
 from .infuse import RECOGNISER
-from .instantid import unpickler_reason
+from .files import check_file, read_torch_pickle
 
 FILE_NAME = "recognition_arcface_ir_se50.pth"
 GET_IT = ("download recognition_arcface_ir_se50.pth from github.com/xinntao/facexlib/releases (v0.1.0) into "
@@ -77,10 +77,10 @@ class IRSE50(nn.Module):
         return out / out.norm(dim=1, keepdim=True)
 
 
-def recogniser_from_state(state, name: str, node: str, input_name: str = "recogniser_name") -> IRSE50:
+def recogniser_from_state(state, name: str, input_name: str = "recogniser_name") -> IRSE50:
     model = IRSE50()
     if not isinstance(state, dict):
-        raise RealisIDInputError(node=node, input_name=input_name, problem=f"{name} holds a {type(state).__name__}, "
+        raise RealisIDInputError(input_name=input_name, problem=f"{name} holds a {type(state).__name__}, "
                                  "not a state dict", fix=GET_IT)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
@@ -90,49 +90,41 @@ def recogniser_from_state(state, name: str, node: str, input_name: str = "recogn
         detail = "; ".join(([f"missing {', '.join(missing[:3])}"] if missing else [])
                            + ([f"unknown {', '.join(unknown[:3])}"] if unknown else [])
                            + ([f"other shapes {', '.join(wrong[:3])}"] if wrong else []))
-        raise RealisIDInputError(node=node, input_name=input_name, problem=f"{name} is not facexlib's IR-SE50 ArcFace "
+        raise RealisIDInputError(input_name=input_name, problem=f"{name} is not facexlib's IR-SE50 ArcFace "
                                  f"({detail})", fix=GET_IT)
     model.load_state_dict({k: v.float() for k, v in state.items()})
     return model.eval().requires_grad_(False)
 
 
-def read_recogniser(path: str, node: str, input_name: str = "recogniser_name") -> IRSE50:
+def read_recogniser(path: str, input_name: str = "recogniser_name") -> IRSE50:
     """The recogniser in `path` (a torch pickle read with weights_only: a file holding code is refused unrun)."""
     name = os.path.basename(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise RealisIDInputError(node=node, input_name=input_name, problem=f"{name} holds Python objects besides "
-                                 f"tensors, so loading it could run code; it was refused unrun "
-                                 f"({unpickler_reason(str(exc))})", fix=GET_IT) from None
-    except Exception as exc:  # noqa: BLE001 — not a torch file at all
-        raise RealisIDInputError(node=node, input_name=input_name, problem=f"{name} is not a readable torch file "
-                                 f"({str(exc)[:200]})", fix=GET_IT) from None
-    return recogniser_from_state(state, name, node, input_name)
+    check_file(path, input_name, GET_IT)
+    state = read_torch_pickle(path, input_name, GET_IT)
+    return recogniser_from_state(state, name, input_name)
 
 
 _recognisers = SharedModels()
 
 
-def load_recogniser(path: str, node: str) -> IRSE50:
+def load_recogniser(path: str) -> IRSE50:
     """The IR-SE50 in `path`, loaded once per (file, modification time), CPU float32."""
     key = (os.path.realpath(path), os.path.getmtime(path))
-    return _recognisers.get(key, lambda: read_recogniser(path, node), f"IR-SE50 recogniser {os.path.basename(path)}")
+    return _recognisers.get(key, lambda: read_recogniser(path), f"IR-SE50 recogniser {os.path.basename(path)}")
 
 
-def aligned_faces(bgr_images: list[np.ndarray], keypoints: list[np.ndarray], node: str) -> torch.Tensor:
-    """[N, 3, 112, 112] BGR in [-1, 1]: each face aligned on its five keypoints by insightface's norm_crop."""
-    face_align = require("insightface.utils.face_align", node, "insightface")
-    crops = [face_align.norm_crop(bgr, landmark=np.asarray(kps, np.float32), image_size=SIZE)
+def aligned_faces(bgr_images: list[np.ndarray], keypoints: list[np.ndarray]) -> torch.Tensor:
+    """[N, 3, 112, 112] BGR in [-1, 1]: each face aligned on its five keypoints by the ArcFace alignment insightface's norm_crop uses (faces/alignment.py)."""
+    crops = [warp(bgr, arcface_matrix(np.asarray(kps, np.float32), SIZE), SIZE)
              for bgr, kps in zip(bgr_images, keypoints)]
     faces = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255
     return 2 * faces - 1
 
 
-def embed(recogniser: IRSE50, bgr_images: list[np.ndarray], keypoints: list[np.ndarray], node: str,
+def embed(recogniser: IRSE50, bgr_images: list[np.ndarray], keypoints: list[np.ndarray],
           device=None) -> torch.Tensor:
     """[N, 512] unit IR-SE50 vectors of the faces at `keypoints` [5, 2] in each BGR uint8 picture (CPU float32)."""
-    faces = aligned_faces(bgr_images, keypoints, node)
+    faces = aligned_faces(bgr_images, keypoints)
     parameter = next(recogniser.parameters())
     with torch.no_grad():
         out = recogniser(faces.to(device or parameter.device, parameter.dtype))

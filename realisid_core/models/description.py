@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 
 from ..branches.budget import WORKING_SIZES
 from ..errors import RealisIDInputError
+from ..families import FAMILIES
 from ..signals.guidance import LOCATION_GUIDANCE_FORMAT
 from ..signals.hints import HINT_FORMATS
 
@@ -25,7 +26,7 @@ ROLES = ("local", "global")
 CONTEXTS = ("identity", "text")
 VERSION = 1
 # cross-attention (context) width of each family's U-Net and ControlNet
-CONTEXT_WIDTHS = {"SD1.5": 768, "SD2": 1024, "SDXL": 2048}
+CONTEXT_WIDTHS = {name: f.context_width for name, f in FAMILIES.items()}
 MARGIN_RANGE = (1.0, 4.0)    # crop side / face box side: the crop holds the whole box, and at most 4× it
 FEATHER_RANGE = (0.0, 0.5)   # fraction of the crop blended out at each edge (0.5: the whole crop is a ramp)
 MIN_WORKING_SIZE = 8         # latent cells: one multiple of the 8-cell step (small test and debug branches)
@@ -220,5 +221,3 @@ def shape_contradiction(described: BranchDescription, found: ControlNetShapes) -
         return f"says {described.family} but the file holds no ControlNet weights"
     return None
 
-
-from . import infuse as _flux_kinds  # noqa: E402,F401 — registers InfiniteYou's InfuseNet (FLUX facts live there)

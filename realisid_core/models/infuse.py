@@ -13,21 +13,20 @@ not antelopev2's glintr100 ones; antelopev2 only finds the face and its five key
 from __future__ import annotations
 
 import os
-import pickle
 
-import torch
 
 from ..cache import SharedModels
 from ..errors import RealisIDInputError
-from .description import KNOWN_CONTROLNETS, KNOWN_NAME_HINTS, BranchDescription
-from .instantid import unpickler_reason
+from ..families import FAMILIES
+from .description import BranchDescription
+from .files import check_file, is_safetensors, read_safetensors, read_torch_pickle
 from .resampler import Resampler, resampler_from_state_dict
 
 FAMILY = "FLUX"
 DOUBLE_BLOCKS, SINGLE_BLOCKS = 19, 38
 HIDDEN = 3072
-CONTEXT_WIDTH = 4096   # T5 tokens; InfiniteYou's identity tokens take their place in InfuseNet
-POOLED_WIDTH = 768     # CLIP-L pooled text, still InfuseNet's pooled projection
+CONTEXT_WIDTH = FAMILIES[FAMILY].context_width  # T5 tokens; InfiniteYou's identity tokens take their place
+POOLED_WIDTH = FAMILIES[FAMILY].pooled_width    # CLIP-L pooled text, still InfuseNet's pooled projection
 LATENT_CHANNELS = 16
 RECOGNISER = "arcface-ir-se50"  # the Identity.pack value of identities made with facexlib's IR-SE50
 GET_IT = ("download it from huggingface.co/ByteDance/InfiniteYou (infu_flux_v1.0/aes_stage2 or sim_stage1) into "
@@ -42,12 +41,10 @@ INFINITEYOU_INFUSENET = BranchDescription(
     name="InfiniteYou InfuseNet")
 # InfiniteYou draws its five keypoints with InstantID's draw_kps (same colours, stick width 4, dimmed
 # limbs, radius-10 points: pipelines/pipeline_infu_flux.py), so the hint format is InstantID's.
-INFUSENET_NAME_HINTS = {"infusenet": INFUSENET_KIND, "infinite_you": INFUSENET_KIND, "infiniteyou": INFUSENET_KIND}
-KNOWN_CONTROLNETS[INFUSENET_KIND] = INFINITEYOU_INFUSENET
-KNOWN_NAME_HINTS.update(INFUSENET_NAME_HINTS)
 
 # crop sides (latent cells) offered for FLUX: whole 2×2 patches; 128 = 1024 px, FLUX's training size
-WORKING_SIZE_LOW, WORKING_SIZE_HIGH, WORKING_SIZE_STEP = 32, 192, 16
+_SIZES = FAMILIES[FAMILY].working_sizes
+WORKING_SIZE_LOW, WORKING_SIZE_HIGH, WORKING_SIZE_STEP = _SIZES.low, _SIZES.high, _SIZES.step
 
 
 def working_size_problem(size: int) -> str | None:
@@ -91,53 +88,37 @@ PROJECTOR_INPUT = "projector_name"
 _projectors = SharedModels()
 
 
-def read_projector_state(path: str, node: str, input_name: str = PROJECTOR_INPUT) -> dict:
+def read_projector_state(path: str, input_name: str = PROJECTOR_INPUT) -> dict:
     """The Resampler state of `image_proj_model.bin` (a torch pickle read with weights_only: a file
     holding code is refused unrun) or of a .safetensors with `image_proj.` keys."""
     name = os.path.basename(path)
-    if path.lower().endswith(".safetensors"):
-        from safetensors.torch import load_file
-        try:
-            data = load_file(path, device="cpu")
-        except Exception as exc:  # noqa: BLE001 — a damaged file: say which and why
-            raise RealisIDInputError(node=node, input_name=input_name, problem=f"{name} is not a readable "
-                                     f"safetensors file ({exc})", fix="download the file again") from None
+    check_file(path, input_name, GET_IT)
+    if is_safetensors(path):
+        data = read_safetensors(path, input_name, GET_IT)
         data = {"image_proj": {k.split(".", 1)[1]: v for k, v in data.items() if k.startswith("image_proj.")} or data}
     else:
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            reason = unpickler_reason(str(exc))
-            if "global" not in reason.lower():
-                raise RealisIDInputError(node=node, input_name=input_name, problem=f"{name} is not a readable torch "
-                                         f"file ({reason})", fix=GET_IT) from None
-            raise RealisIDInputError(node=node, input_name=input_name, problem=f"{name} holds Python objects besides "
-                                     f"tensors, so loading it could run code; it was refused and nothing in it was "
-                                     f"executed ({reason})", fix=f"use InfiniteYou's original image_proj_model.bin "
-                                     f"({GET_IT})") from None
-        except Exception as exc:  # noqa: BLE001 — not a torch file at all
-            raise RealisIDInputError(node=node, input_name=input_name, problem=f"{name} is not a readable torch file "
-                                     f"({str(exc)[:200]})", fix=GET_IT) from None
+        data = read_torch_pickle(path, input_name, GET_IT, code_fix=f"use InfiniteYou's original "
+                                 f"image_proj_model.bin ({GET_IT})")
     state = data.get("image_proj") if isinstance(data, dict) else None
     if not isinstance(state, dict):
         found = ", ".join(sorted(map(str, data))[:5]) if isinstance(data, dict) else type(data).__name__
-        raise RealisIDInputError(node=node, input_name=input_name, problem=f"{name} is not InfiniteYou's projector: it "
+        raise RealisIDInputError(input_name=input_name, problem=f"{name} is not InfiniteYou's projector: it "
                                  f"has no 'image_proj' weights (found {found})", fix=GET_IT)
     return state
 
 
-def projector_from_state(state: dict, name: str, node: str, input_name: str = PROJECTOR_INPUT) -> Resampler:
-    resampler = resampler_from_state_dict(state, name, node, input_name)
+def projector_from_state(state: dict, name: str, input_name: str = PROJECTOR_INPUT) -> Resampler:
+    resampler = resampler_from_state_dict(state, name, input_name)
     if resampler.width != CONTEXT_WIDTH:
-        raise RealisIDInputError(node=node, input_name=input_name, problem=f"{name} makes {resampler.width}-wide "
+        raise RealisIDInputError(input_name=input_name, problem=f"{name} makes {resampler.width}-wide "
                                  f"tokens, but InfuseNet's context is FLUX's {CONTEXT_WIDTH}-wide T5 width (an "
                                  "InstantID ip-adapter.bin, for SDXL, is 2048 wide)", fix=GET_IT)
     return resampler
 
 
-def load_projector(path: str, node: str) -> Resampler:
+def load_projector(path: str) -> Resampler:
     """InfiniteYou's Resampler in `path`, loaded once per (file, modification time), CPU float32."""
     key = (os.path.realpath(path), os.path.getmtime(path))
     name = os.path.basename(path)
-    return _projectors.get(key, lambda: projector_from_state(read_projector_state(path, node), name, node),
+    return _projectors.get(key, lambda: projector_from_state(read_projector_state(path), name),
                            f"InfiniteYou projector {name}")

@@ -189,7 +189,7 @@ def test_one_face_whose_crop_is_the_whole_frame_equals_infusenet_on_the_whole_fr
     kps = KEYPOINTS * 256 * side + 128
     pixels = torch.from_numpy(draw_kps_reference(256, kps, stick=1, radius=2)).float()[None] / 255  # 4, 10 ×256/1024
     hint = control.latent_format.process_in(flux["vae"].encode(pixels))
-    tokens = pack_module("realisid_core.models.projector").project(flux["projector"].model, ident, "test").tokens
+    tokens = pack_module("realisid_core.models.projector").project(flux["projector"].model, ident).tokens
     double, single = diffusers_residuals(infuse["diffusers"], dict(latent=x, hint=hint, tokens=tokens,
                                                                    pooled=cond["y"]), t=SIGMA)
     assert out["input"][0].shape == (1, 256, 3072) and len(out["input"]) == 19 and len(out["output"]) == 38
@@ -324,7 +324,7 @@ def test_an_identity_made_with_ir_se50_is_the_recognisers_vector_of_the_aligned_
         assert ident.pack == "arcface-ir-se50" and ident.embeddings.shape == (1, 512)
         face = max(analyzer.analyze(bgr), key=lambda f: f.area)
         ir = pack_module("realisid_core.models.arcface_ir_se50")
-        expected = ir.embed(ir.load_recogniser(str(pth), "test"), [bgr], [face.keypoints], "test")
+        expected = ir.embed(ir.load_recogniser(str(pth)), [bgr], [face.keypoints])
         assert torch.allclose(ident.embeddings, expected, atol=1e-5)
         # accepted by Apply InfiniteYou
         apply(infuse, flux, people([(0.3, 0.3, 0.2, 0.2)], [ident]))
