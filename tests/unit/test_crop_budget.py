@@ -15,8 +15,10 @@ def test_working_sizes_follow_the_families_training_sizes():
     assert (sdxl.low, sdxl.default, sdxl.high) == (64, 128, 192)
     assert 64 in sd15 and 72 in sd15 and 100 not in sd15 and 128 not in sd15 and 24 not in sd15
     assert sd15.sizes[:3] == [32, 40, 48] and sdxl.sizes[-1] == 192
-    with pytest.raises(ValueError, match="supports SD1.5, SD2, SDXL"):
-        working_size_range("FLUX")
+    flux = working_size_range("FLUX")  # whole 2×2 patches of FLUX's token grid
+    assert (flux.low, flux.default, flux.high, flux.step) == (32, 128, 192, 16) and 136 not in flux
+    with pytest.raises(ValueError, match="supports SD1.5, SD2, SDXL, FLUX"):
+        working_size_range("SD3")
 
 
 def test_a_working_size_choice_scales_the_trained_size_within_the_familys_sizes():

@@ -20,7 +20,8 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # The command lines of the repository's tools: the module a doc runs with `python -m`, and the function
 # that builds and parses its arguments (called with the parser captured, so nothing runs).
 CLIS = {"realisid_train": "realisid_train.__main__:main", "realisid_batch": "realisid_batch.cli:main",
-        "benchmarks": "benchmarks.__main__:main", "benchmarks.instantid": "benchmarks.instantid:main"}
+        "benchmarks": "benchmarks.__main__:main", "benchmarks.instantid": "benchmarks.instantid:main",
+        "benchmarks.infiniteyou": "benchmarks.infiniteyou:main"}
 # Modules run with no arguments of their own (their options, if any, are checked by CLIS instead).
 PLAIN_MODULES = {"tools.make_workflows", "pytest", "venv", "pip"}
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|!\[[^\]]*\]\(([^)\s]+)\)")

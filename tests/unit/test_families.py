@@ -14,13 +14,15 @@ def test_each_family_states_its_facts_once():
     for f in FAMILIES.values():
         assert working_size_range(f.name) is f.working_sizes
         assert to_pixels(f.default_working_size) == f.resolution  # hints at the training resolution
-    with pytest.raises(ValueError, match="unknown model family FLUX"):
-        family("FLUX")
+    flux = family("FLUX")
+    assert (flux.context_width, flux.adm_width, flux.pooled_width, flux.resolution) == (4096, None, 768, 1024)
+    with pytest.raises(ValueError, match="unknown model family SD3"):
+        family("SD3")
 
 
 def test_families_are_named_by_their_context_width_everywhere():
     assert [family_name_of_context(w) for w in (768, 1024, 2048)] == ["SD1.5", "SD2", "SDXL"]
-    assert family_name_of_context(4096) == "context width 4096"
+    assert family_name_of_context(4096) == "FLUX" and family_name_of_context(4608) == "context width 4608"
     assert ControlLayout((), (320, 0), 2048).family == "SDXL"
 
 

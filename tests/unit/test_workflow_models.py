@@ -13,9 +13,12 @@ REPO = Path(__file__).resolve().parents[2]
 UI_WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 ALLOWED_SOURCES = ("https://huggingface.co/", "https://civitai.com/")
 DOWNLOADABLE_SUFFIXES = (".safetensors", ".sft")
-MODEL_FOLDERS = {"checkpoints", "controlnet", "instantid", "realisid", "insightface", "diffusion_models"}
+MODEL_FOLDERS = {"checkpoints", "controlnet", "instantid", "realisid", "insightface", "diffusion_models", "vae",
+                 "text_encoders", "infinite_you", "facexlib"}
 PUBLIC_FILES = {"sd_xl_base_1.0.safetensors", "v1-5-pruned-emaonly-fp16.safetensors",
-                "instantid_identitynet.safetensors", "ip-adapter.bin"}
+                "instantid_identitynet.safetensors", "ip-adapter.bin", "flux1-dev.safetensors", "ae.safetensors",
+                "clip_l.safetensors", "t5xxl_fp16.safetensors", "aes_stage2/image_proj_model.bin",
+                "aes_stage2/InfuseNetModel/diffusion_pytorch_model.safetensors", "recognition_arcface_ir_se50.pth"}
 
 
 def recorded(node):
@@ -31,7 +34,10 @@ def test_each_recorded_model_is_one_the_editor_lists_with_its_address(path):
         assert set(model) >= {"name", "url", "directory"}, model
         assert model["name"] in [v for v in node.get("widgets_values", []) if isinstance(v, str)], \
             f"{path.name}: {model['name']} is not a widget value of its {node['type']} node: the editor ignores it"
-        assert model["url"].startswith(ALLOWED_SOURCES), model["url"]
+        if model["name"].endswith(DOWNLOADABLE_SUFFIXES):  # the dialog downloads these from its sources only
+            assert model["url"].startswith(ALLOWED_SOURCES), model["url"]
+        else:  # listed with their address (facexlib publishes its recogniser on GitHub)
+            assert model["url"].startswith("https://"), model["url"]
         assert model["directory"] in MODEL_FOLDERS, model["directory"]
 
 
@@ -41,5 +47,5 @@ def test_every_public_file_a_workflow_loads_is_recorded(path):
     named = {v for n in nodes for v in n.get("widgets_values", []) if isinstance(v, str) and v in PUBLIC_FILES}
     listed = {m["name"] for n in nodes for m in recorded(n)}
     assert named and named <= listed, f"{path.name}: {sorted(named - listed)} loaded but not recorded"
-    checkpoints = [m for n in nodes for m in recorded(n) if m["directory"] == "checkpoints"]
+    checkpoints = [m for n in nodes for m in recorded(n) if m["directory"] in ("checkpoints", "diffusion_models")]
     assert checkpoints and all(m["name"].endswith(DOWNLOADABLE_SUFFIXES) for m in checkpoints)  # one click
