@@ -9,6 +9,7 @@ from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.models.description import (KNOWN_CONTROLNETS, BranchDescription, ControlNetShapes,
                                                 controlnet_shapes, known_kind_from_shapes, shape_contradiction)
 from ..realisid_core.models.files import is_safetensors, read_torch_pickle, safetensors_header
+from .errors import attributed
 from .models import DESCRIPTION_ATTRIBUTE
 
 NODE = "RealisID Load ControlNet"
@@ -22,7 +23,7 @@ log = logging.getLogger("RealisID")
 
 
 def _refuse(problem: str, fix: str, input_name: str = INPUT) -> RealisIDInputError:
-    return RealisIDInputError(input_name=input_name, problem=problem, fix=fix)
+    return RealisIDInputError(input_name=input_name, problem=problem, fix=fix, node=NODE)
 
 
 def _state_dict(data, path: str) -> dict:
@@ -77,9 +78,10 @@ def describe_file(path: str, kind: str, found: ControlNetShapes, metadata: dict)
 
 
 def read_description(path: str, kind: str) -> BranchDescription:
-    """The description of the branch in `path` (see `describe_file`), read from its header."""
-    found, metadata, _ = read_weights_header(path)
-    return describe_file(path, kind, found, metadata)
+    """The description of the branch in `path` (see `describe_file`), read from its header; errors name this node."""
+    with attributed(NODE):
+        found, metadata, _ = read_weights_header(path)
+        return describe_file(path, kind, found, metadata)
 
 
 class RealisIDLoadControlNet:

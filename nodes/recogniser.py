@@ -70,7 +70,8 @@ class RealisIDIdentityIRSE50:
                                                       "and their five keypoints; its own recogniser is not used."}),
             "recogniser": (RECOGNISER_TYPE, {"tooltip": "RealisID Load Face Recogniser (IR-SE50)."}),
             "images": ("IMAGE", {"tooltip": "One or several photos of ONE person; the largest face of each is used."}),
-            "photo_without_face": (["error", "skip"], {"default": "error"}),
+            "photo_without_face": (["error", "skip"], {"default": "error",
+                                   "tooltip": "What to do with a photo in which no face is found."}),
         }}
 
     RETURN_TYPES = ("REALISID_IDENTITY", "IMAGE")

@@ -162,7 +162,7 @@ def instantid_sampling(w: Workflow, prompt: str, people, latent, prefix: str, x:
                      model=ckpt.out(0), positive=positive.out(0), negative=negative.out(0),
                      control_net=identitynet.out(0), instantid=adapter.out(0), people=people, cn_strength=0.8,
                      cn_start_percent=0.0, cn_end_percent=1.0, ip_weight=0.8, ip_start_percent=0.0,
-                     ip_end_percent=1.0, working_size="as trained", feather=0.15, region_margin=1.5)
+                     ip_end_percent=1.0, working_size="as trained", feather=0.15, region_margin=1.5, uncond_noise=0.0)
     finish(w, steered.out(0), ckpt.out(2), steered.out(1), steered.out(2), latent, prefix, 5.0, x)
 
 

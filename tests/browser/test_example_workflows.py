@@ -66,7 +66,7 @@ def test_example_loads_whole_and_queues_its_api_twin(editor, name):
     assert all(titles[k] == v["_meta"]["title"] for k, v in twin.items() if "_meta" in v)
     # the server has no models: the missing-model dialog names every recorded file with where to get it
     recorded = [m for n in ui["nodes"] for m in n.get("properties", {}).get("models", [])]
-    checkpoint = next(m["name"] for m in recorded if m["directory"] == "checkpoints")
+    checkpoint = next(m["name"] for m in recorded if m["directory"] in ("checkpoints", "diffusion_models"))
     dialog = wait_for(editor, "const d = [...document.querySelectorAll('.p-dialog')].map(e => e.innerText).join(' ');"
                               f"return d.includes({json.dumps(checkpoint)}) && d;", what="the missing-model dialog")
     for model in recorded:

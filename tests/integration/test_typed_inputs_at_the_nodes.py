@@ -8,7 +8,7 @@ from fixtures.host import host_node, pack_module
 
 def identity(pack, seed):
     core = pack_module("realisid_core.people.identity")
-    return core.mean_identity(torch.randn(1, 512, generator=torch.Generator().manual_seed(seed)), "n", "images",
+    return core.mean_identity(torch.randn(1, 512, generator=torch.Generator().manual_seed(seed)), "images",
                               norms=[21.0], pack=pack)
 
 
@@ -17,7 +17,7 @@ def test_an_identity_batch_mixing_packs_is_refused_and_one_pack_is_kept():
     batch = host_node("RealisID_IdentityBatch")
     joined = batch.join(identity("antelopev2", 1), identity_2=identity("antelopev2", 2))[0]
     assert joined.count == 2 and joined.pack == "antelopev2"
-    with pytest.raises(error, match=r"^RealisID Identity Batch: input 'identity': the identities were made with "
+    with pytest.raises(error, match=r"^RealisID Identity Batch: input 'identity_1': the identities were made with "
                                     r"different face-analysis packs \(identity 1: antelopev2, identity 2: buffalo_l\)"):
         batch.join(identity("antelopev2", 1), identity_2=identity("buffalo_l", 2))
 
