@@ -14,6 +14,7 @@ import os
 import numpy as np
 import torch
 
+from realisid_core.families import to_cells
 from realisid_core.signals.guidance import render_location_guidance
 from realisid_core.signals.hints import hint_format
 
@@ -95,7 +96,7 @@ class TrainingStream(torch.utils.data.Dataset):
         caption = "" if rng.random() < c.data.caption_dropout else (record.caption or c.data.default_caption)
         drop_identity = bool(rng.random() < c.identity.dropout)
         boxes = composed.box_fractions[None]
-        latent = size // 8
+        latent = to_cells(size)
         sample = {
             "index": int(k),
             "pixels": torch.from_numpy(composed.pixels).permute(2, 0, 1).float() / 127.5 - 1,

@@ -26,6 +26,8 @@ from dataclasses import replace
 
 import torch
 
+from realisid_core.families import to_cells, to_pixels
+
 from .config import Config
 
 SD15_UNET = dict(sample_size=64, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, attention_head_dim=8,
@@ -117,7 +119,7 @@ def estimate(family: str = "SD1.5", batch_size: int = 4, local: bool = True, glo
                 global_=replace(c.global_, enabled=global_)).resolve(family)
     half = torch.bfloat16 if mixed_precision == "bf16" else torch.float16 if mixed_precision == "fp16" else torch.float32
     wbytes = torch.tensor([], dtype=half).element_size()
-    size, latent, crop = c.data.resolution, c.data.resolution // 8, c.local.working_size
+    size, latent, crop = c.data.resolution, to_cells(c.data.resolution), c.local.working_size
     with torch.device("meta"):
         unet = UNet2DConditionModel(**(SDXL_UNET if family == "SDXL" else SD15_UNET))
         branches = build_branches(c, unet)
@@ -144,7 +146,7 @@ def estimate(family: str = "SD1.5", batch_size: int = 4, local: bool = True, glo
     inputs = (x_t, timesteps, meta(batch_size, c.identity.embedding_width), torch.zeros(batch_size, dtype=torch.bool,
                                                                                         device="meta"),
               meta(batch_size, 77, text_width), meta(batch_size, 1280) if family == "SDXL" else None, plans,
-              meta(batch_size, 3, crop * 8, crop * 8) if local else None,
+              meta(batch_size, 3, to_pixels(crop), to_pixels(crop)) if local else None,
               meta(batch_size, 3, size, size) if global_ else None)
     saved = SavedBytes(list(unet.parameters()) + list(branches.parameters()))
     with efficient_attention():

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from realisid_core.families import to_pixels
+
 from .branches import Branches, local_plan, size_time_ids
 from .checkpoints import (checkpoint_folder, find_checkpoint, list_checkpoints,
                           write_trainer_state)
@@ -48,7 +50,7 @@ def predict(unet, branches, x_t, timesteps, embeddings, drop_identity, text, poo
     if pooled is not None:
         height, width = x_t.shape[-2:]
         added = {"text_embeds": pooled,
-                 "time_ids": size_time_ids(height * 8, width * 8, len(x_t), x_t.device, pooled.dtype)}
+                 "time_ids": size_time_ids(to_pixels(height), to_pixels(width), len(x_t), x_t.device, pooled.dtype)}
     return unet(x_t.to(weight_dtype), timesteps, encoder_hidden_states=text,
                 down_block_additional_residuals=[d.to(weight_dtype) for d in down],
                 mid_block_additional_residual=mid.to(weight_dtype), added_cond_kwargs=added, return_dict=False)[0]
