@@ -118,10 +118,15 @@ class RealisIDControl(comfy.controlnet.ControlNet):
         c.control_model_wrapped = base.control_model_wrapped
         base.copy_to(c)
         c.spec, c.node_name = spec, node_name
-        c.layout = controlnet_layout(base)
+        c.layout = cls.layout_of(base)
         c.unet_layout = None
         c.sampling = SamplingCache()
         return c
+
+    @staticmethod
+    def layout_of(base) -> ControlLayout | None:
+        """The loaded ControlNet's residual layout, checked against the U-Net's in pre_run."""
+        return controlnet_layout(base)
 
     def copy(self):
         c = type(self)(None, global_average_pooling=self.global_average_pooling, load_device=self.load_device,

@@ -25,7 +25,7 @@ from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.models import infuse
 from ..realisid_core.signals.hints import hints_in_crop_frames
 from .errors import attributed
-from .controls import CONTROL_NET_INPUT, LocalBranchSpec, RealisIDControl, SamplingCache, refuse_foreign_control
+from .controls import CONTROL_NET_INPUT, LocalBranchSpec, RealisIDControl
 
 NODE = "RealisID Apply InfiniteYou"
 
@@ -81,18 +81,16 @@ class InfuseNetControl(RealisIDControl):
 
     @classmethod
     def from_controlnet(cls, base, spec: InfuseSpec, vae=None, node_name: str = NODE) -> "InfuseNetControl":
-        refuse_foreign_control(base)
-        infusenet_blocks(base)
-        c = cls(None, global_average_pooling=base.global_average_pooling, load_device=base.load_device,
-                manual_cast_dtype=base.manual_cast_dtype)
-        c.control_model = base.control_model
-        c.control_model_wrapped = base.control_model_wrapped
-        base.copy_to(c)
-        c.spec, c.node_name, c.layout, c.unet_layout = spec, node_name, None, None  # FLUX is checked in pre_run
-        c.sampling = SamplingCache()
+        c = super().from_controlnet(base, spec, node_name)
         if vae is not None:
             c.vae = vae
         return c
+
+    @staticmethod
+    def layout_of(base):
+        """No U-Net layout: InfuseNet is checked as a FLUX ControlNet here and FLUX itself in pre_run."""
+        infusenet_blocks(base)
+        return None
 
     @property
     def blocks(self) -> tuple[int, int]:
