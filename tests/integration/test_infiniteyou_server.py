@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from fixtures import flux_models
+from fixtures.comfy_server import one_picture
 
 PHOTOS = {"infiniteyou_person_1.png": (384, 128, 60), "infiniteyou_person_2.png": (128, 384, 56),
           "infiniteyou_person_3.png": (256, 256, 64)}
@@ -74,14 +75,6 @@ def graph(boxes: list[str], prefix: str, width=128, height=128, mirror=(False, T
     return g.finalize()
 
 
-def run_and_check(server, spec):
-    files = server.images(server.run(spec))
-    assert len(files) == 1
-    pixels = np.asarray(Image.open(files[0]))
-    assert pixels.shape[:2] == (128, 128) and pixels.std() > 0
-    return pixels
-
-
 def test_nodes_are_registered(infiniteyou_server):
     info = infiniteyou_server.object_info()
     assert INFUSENET in info["RealisID_LoadInfuseNet"]["input"]["required"]["infusenet_name"][0]
@@ -91,13 +84,13 @@ def test_nodes_are_registered(infiniteyou_server):
 
 
 def test_one_small_face_in_a_wide_shot(infiniteyou_server):
-    steered = run_and_check(infiniteyou_server, graph(["0.62 0.4 0.12 0.12"], "infiniteyou_one_face"))
-    plain = run_and_check(infiniteyou_server, graph(["0.62 0.4 0.12 0.12"], "infiniteyou_off", strength=0.0))
+    steered = one_picture(infiniteyou_server, graph(["0.62 0.4 0.12 0.12"], "infiniteyou_one_face"))
+    plain = one_picture(infiniteyou_server, graph(["0.62 0.4 0.12 0.12"], "infiniteyou_off", strength=0.0))
     assert not np.array_equal(steered, plain)  # InfuseNet's residuals reached FLUX
 
 
 def test_three_people_each_with_their_own_photo_and_pose(infiniteyou_server):
-    run_and_check(infiniteyou_server, graph(["0.2 0.45 0.16 0.16", "0.5 0.4 0.14 0.14", "0.8 0.5 0.18 0.18"],
+    one_picture(infiniteyou_server, graph(["0.2 0.45 0.16 0.16", "0.5 0.4 0.14 0.14", "0.8 0.5 0.18 0.18"],
                                             "infiniteyou_three_faces"))
 
 

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from fixtures import instantid_models
+from fixtures.comfy_server import one_picture
 
 PHOTOS = {"instantid_person_1.png": (384, 128, 60), "instantid_person_2.png": (128, 384, 56),
           "instantid_person_3.png": (256, 256, 64)}
@@ -78,14 +79,6 @@ def graph(boxes: list[str], prefix: str, width=128, height=128, mirror=(False, T
     return g.finalize()
 
 
-def run_and_check(server, spec):
-    files = server.images(server.run(spec))
-    assert len(files) == 1
-    pixels = np.asarray(Image.open(files[0]))
-    assert pixels.shape[:2] == (128, 128) and pixels.std() > 0
-    return pixels
-
-
 def test_nodes_are_registered(instantid_server):
     info = instantid_server.object_info()
     loader, apply = info["RealisID_InstantIDLoader"], info["RealisID_ApplyInstantID"]
@@ -96,11 +89,11 @@ def test_nodes_are_registered(instantid_server):
 
 
 def test_one_small_face_in_a_wide_shot(instantid_server):
-    run_and_check(instantid_server, graph(["0.62 0.4 0.12 0.12"], "instantid_one_face"))
+    one_picture(instantid_server, graph(["0.62 0.4 0.12 0.12"], "instantid_one_face"))
 
 
 def test_three_people_each_with_their_own_photo_and_pose(instantid_server):
-    run_and_check(instantid_server, graph(["0.2 0.45 0.16 0.16", "0.5 0.4 0.14 0.14", "0.8 0.5 0.18 0.18"],
+    one_picture(instantid_server, graph(["0.2 0.45 0.16 0.16", "0.5 0.4 0.14 0.14", "0.8 0.5 0.18 0.18"],
                                           "instantid_three_faces"))
 
 
