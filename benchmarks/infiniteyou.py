@@ -20,7 +20,6 @@ GPU ratios decide.
 """
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
@@ -28,6 +27,7 @@ import torch
 
 from . import full_vs_crops, host, timing
 from .instantid import KEYPOINTS, face_boxes
+from .run import environment as run_environment
 
 TOKENS = 8
 FULL = dict(in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=4096, hidden_size=3072, mlp_ratio=4.0,
@@ -155,9 +155,7 @@ def run(device: str = "cpu", resolutions=(1024, 1536), faces=(1, 4), repeats: in
     return {"rows": rows, "settings": {"device": str(dev), "dtype": str(dtype), "reduced": reduced, "repeats": repeats,
                                        "working_size": 128, "face_box": 0.15, "controlnet_parameters": parameters,
                                        "controlnet": "InfuseNet (reduced)" if reduced else "InfuseNet-shaped (FLUX)"},
-            "environment": {"torch": torch.__version__, "cpu_count": os.cpu_count(),
-                            "torch_threads": torch.get_num_threads(),
-                            **({"gpu": torch.cuda.get_device_name(dev)} if dev.type == "cuda" else {})}}
+            "environment": run_environment(dev)}
 
 
 def markdown(results: dict) -> str:

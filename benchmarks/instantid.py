@@ -22,13 +22,13 @@ the full one, so CPU ratios indicate, GPU ratios decide.
 from __future__ import annotations
 
 import math
-import os
 import sys
 
 import numpy as np
 import torch
 
 from . import full_vs_crops, host, models, timing
+from .run import environment as run_environment
 
 BATCH = 2  # cond + uncond
 FACE_SIZE = 0.15  # face box side, fraction of the picture
@@ -142,9 +142,7 @@ def run(device: str = "cpu", resolutions=(1024, 1536), faces=(1, 4), repeats: in
                                        "repeats": repeats, "working_size": working_size, "batch": BATCH,
                                        "face_box": FACE_SIZE, "controlnet": bench.family.name,
                                        "controlnet_parameters": models.parameter_count(bench.controlnet.control_model)},
-            "environment": {"torch": torch.__version__, "cpu_count": os.cpu_count(),
-                            "torch_threads": torch.get_num_threads(),
-                            **({"gpu": torch.cuda.get_device_name(dev)} if dev.type == "cuda" else {})}}
+            "environment": run_environment(dev)}
 
 
 def markdown(results: dict) -> str:

@@ -10,7 +10,7 @@ from ..realisid_core.faces.packs import DEFAULT_PACK, PACKS, find_pack_folder
 from ..realisid_core.signals.previews import draw_faces
 from ..realisid_core.faces.detected import SELECTIONS, Faces, select_faces
 from ..realisid_core.people.identity import common_pack, join_identities, mean_identity
-from .face_batches import analyze_batch, stack_previews
+from .face_batches import analyze_batch, largest_faces, stack_previews
 from .paths import INSIGHTFACE_FOLDER
 from .previews import with_preview
 
@@ -99,28 +99,12 @@ class RealisIDIdentity:
                    "their embeddings averaged.")
 
     def identify(self, analyzer, images, photo_without_face):
-        pictures, found = analyze_batch(analyzer, images)
-        used, previews = [], []
-        for i, faces in enumerate(found):
-            if not faces:
-                if photo_without_face == "skip":
-                    previews.append(draw_faces(pictures[i], []))
-                    continue
-                raise RealisIDInputError(input_name="images",
-                                         problem=f"no face was found in photo {i + 1} of {len(found)}",
-                                         fix="remove that photo, use one with a clearly visible face, or set photo_without_face to 'skip'")
-            largest = max(faces, key=lambda f: f.area)
-            used.append(largest)
-            previews.append(draw_faces(pictures[i], faces, {id(largest)}))
-        if not used:
-            raise RealisIDInputError(input_name="images",
-                                     problem=f"no face was found in any of the {len(found)} photos",
-                                     fix="use photos with a clearly visible face")
+        used, stacked = largest_faces(analyzer, images, photo_without_face)
+        used = [face for _, face in used]
         embeddings = torch.stack([torch.from_numpy(f.embedding) for f in used])
         norms = [f.embedding_norm if f.embedding_norm is not None else 1.0 for f in used]
         identity = mean_identity(embeddings, "images", norms=norms,
                                  pack=common_pack([f.pack for f in used], "images"))
-        stacked = stack_previews([torch.from_numpy(p).float() / 255 for p in previews])
         return with_preview((identity, stacked), stacked)
 
 

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 import comfy.model_management
 import folder_paths
 
 from ..realisid_core.errors import RealisIDInputError
 from ..realisid_core.models import arcface_ir_se50
 from ..realisid_core.people.identity import mean_identity
-from ..realisid_core.signals.previews import draw_faces
-from .face_batches import analyze_batch, stack_previews
+from .face_batches import largest_faces
 from .models import shared_patcher
 from .previews import with_preview
 
@@ -82,25 +79,11 @@ class RealisIDIdentityIRSE50:
                    "preview), aligned to 112 px and recognised by IR-SE50, the unit vectors averaged.")
 
     def identify(self, analyzer, recogniser, images, photo_without_face):
-        pictures, found = analyze_batch(analyzer, images)
-        used, previews = [], []
-        for i, faces in enumerate(found):
-            largest = max(faces, key=lambda f: f.area) if faces else None
-            if largest is None and photo_without_face == "error":
-                raise RealisIDInputError(node=IDENTITY, input_name="images", problem=f"no face was found in photo "
-                                         f"{i + 1} of {len(found)}", fix="remove that photo, use one with a clearly "
-                                         "visible face, or set photo_without_face to 'skip'")
-            if largest is not None:
-                used.append((pictures[i], largest.keypoints))
-            previews.append(draw_faces(pictures[i], faces, {id(largest)} if largest is not None else set()))
-        if not used:
-            raise RealisIDInputError(node=IDENTITY, input_name="images", problem=f"no face was found in any of the "
-                                     f"{len(found)} photos", fix="use photos with a clearly visible face")
+        used, stacked = largest_faces(analyzer, images, photo_without_face)
         comfy.model_management.load_models_gpu([recogniser])
-        vectors = arcface_ir_se50.embed(recogniser.model, [p for p, _ in used], [k for _, k in used],
+        vectors = arcface_ir_se50.embed(recogniser.model, [p for p, _ in used], [f.keypoints for _, f in used],
                                         device=recogniser.load_device)
         identity = mean_identity(vectors, "images", pack=arcface_ir_se50.PACK)
-        stacked = stack_previews([torch.from_numpy(p).float() / 255 for p in previews])
         return with_preview((identity, stacked), stacked)
 
 
